@@ -1,0 +1,1 @@
+"""tinyjax.search: budgets, TinyNAS and the Rubik's-cube formula."""
