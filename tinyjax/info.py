@@ -1,0 +1,157 @@
+"""``python -m tinyjax.info``: what a model is (params, MACs, per-stage shapes), without tracing.
+
+Examples::
+
+    python -m tinyjax.info                       # the whole zoo, one line per model
+    python -m tinyjax.info tinynet_e             # per-stage table
+    python -m tinyjax.info tinynet_e --json      # one JSON object (name, resolution, params, macs, ...)
+    python -m tinyjax.info mcunet-320kb-1mb_imagenet.json --resolution 160   # a net-config file
+    python -m tinyjax.info my_spec.json          # a ModelSpec JSON (ModelSpec.to_json)
+
+Imports neither JAX nor TensorFlow: it answers in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from tinyjax.counting import ModelStats, count
+from tinyjax.errors import SpecError, run_cli
+from tinyjax.spec import ModelSpec
+
+
+def resolve_model(model: str, resolution: int | None = None) -> ModelSpec:
+    """A zoo name, a ModelSpec JSON file or a ProxylessNAS/MCUNet net-config JSON file."""
+    from tinyjax.netconfig import is_net_config, spec_from_net_config
+    from tinyjax.zoo import get_spec
+
+    if model.endswith(".json") or Path(model).is_file():
+        path = Path(model)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as e:
+            raise SpecError(f"cannot read {path}: {e.strerror}") from None
+        except json.JSONDecodeError as e:
+            raise SpecError(f"{path}: not valid JSON ({e})") from None
+        try:
+            if is_net_config(data):
+                name = path.stem.removesuffix("_imagenet")
+                return spec_from_net_config(data, name=name, resolution=resolution)
+            spec = ModelSpec.from_dict(data)
+        except SpecError as e:
+            raise SpecError(f"{path}: {e}") from None
+    else:
+        spec = get_spec(model)
+    return spec.with_(resolution=resolution) if resolution else spec
+
+
+def _fmt_count(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}K"
+
+
+def summary(spec: ModelSpec, stats: ModelStats | None = None) -> dict:
+    """The JSON report of a model."""
+    stats = stats or count(spec)
+    return {
+        "name": spec.name,
+        "resolution": spec.resolution,
+        "num_classes": spec.num_classes,
+        "params": stats.params,
+        "macs": stats.macs,
+        "max_layer_io_elems": stats.max_layer_io_elems,
+        "layers": [{"name": x.name, "op": x.op, "in_shape": list(x.in_shape),
+                    "out_shape": list(x.out_shape), "params": x.params, "macs": x.macs}
+                   for x in stats.layers],
+        "spec": spec.to_dict(),
+    }
+
+
+def stage_table(spec: ModelSpec, stats: ModelStats) -> str:
+    """A readable per-stage table: blocks, output shape, params, MACs."""
+    rows = []
+    groups: dict[str, list] = {}
+    for layer in stats.layers:
+        top = layer.name.split("/")[0]
+        key = "stage " + top.split("_")[1] if top.startswith("blocks_") else top
+        groups.setdefault(key, []).append(layer)
+    blocks_of_stage = {f"stage {i}": " ".join(b.to_string() for b in s.blocks)
+                       for i, s in enumerate(spec.stages)}
+    for key, layers in groups.items():
+        h, w, c = layers[-1].out_shape
+        rows.append((key, f"{h}x{w}x{c}", _fmt_count(sum(x.params for x in layers)),
+                     _fmt_count(sum(x.macs for x in layers)), blocks_of_stage.get(key, "")))
+    header = ("layer", "output", "params", "MACs", "blocks")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
+    lines = [f"{spec.name} @ {spec.resolution}x{spec.resolution}, {spec.num_classes} classes, "
+             f"act {spec.act}"]
+    fmt = "  ".join("{:<%d}" % w if i in (0, 1) else "{:>%d}" % w for i, w in enumerate(widths))
+    lines.append(fmt.format(*header[:4]) + "  " + header[4])
+    for r in rows:
+        lines.append(fmt.format(*r[:4]) + "  " + r[4])
+    lines.append(f"total: {stats.params:,} params, {stats.macs:,} MACs")
+    return "\n".join(lines)
+
+
+def zoo_table() -> str:
+    from tinyjax.zoo import list_models, get_spec
+
+    lines = [f"{'model':<24}{'res':>5}{'params':>10}{'MACs':>10}"]
+    for name in list_models():
+        spec = get_spec(name)
+        s = count(spec)
+        lines.append(f"{name:<24}{spec.resolution:>5}{_fmt_count(s.params):>10}{_fmt_count(s.macs):>10}")
+    return "\n".join(lines)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyjax.info",
+        description="Parameters, MACs and per-stage shapes of a model, counted from its spec. "
+                    "Without MODEL, lists the zoo.")
+    parser.add_argument("model", nargs="?", metavar="MODEL",
+                        help="zoo name (e.g. tinynet_e, mcunet_in3), a ModelSpec JSON file, or a "
+                             "ProxylessNAS/MCUNet net-config JSON file")
+    parser.add_argument("--resolution", type=_positive_int, metavar="R",
+                        help="input resolution in pixels (default: the model's own)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--list", action="store_true", help="list zoo names and exit")
+    args = parser.parse_args(argv)
+
+    if args.list:
+        from tinyjax.zoo import list_models
+        print("\n".join(list_models()))
+        return 0
+    if args.model is None:
+        if args.json:
+            from tinyjax.zoo import get_spec, list_models
+            out = [{k: v for k, v in summary(get_spec(n)).items() if k not in ("layers", "spec")}
+                   for n in list_models()]
+            print(json.dumps(out, indent=2))
+        else:
+            print(zoo_table())
+        return 0
+    spec = resolve_model(args.model, args.resolution)
+    stats = count(spec)
+    if args.json:
+        print(json.dumps(summary(spec, stats), indent=2))
+    else:
+        print(stage_table(spec, stats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, prog="tinyjax.info"))
