@@ -1,0 +1,399 @@
+"""Flax Linen networks built from a :class:`~tinyjax.spec.ModelSpec`, and weight import from timm.
+
+One module, :class:`EfficientNet`, builds every family in the zoo (TinyNet, EfficientNet,
+MobileNetV2, MCUNet/ProxylessNAS), exactly as timm's ``EfficientNet`` class does: conv-BN-act
+stem, depthwise-separable (``ds``) and inverted-residual (``ir``) blocks with optional
+squeeze-excite, optional 1×1 conv-BN-act head, global average pool, dropout, linear classifier.
+
+Parameter names are structural and stable, and mirror timm's so weights map one to one::
+
+    stem/conv, stem/bn
+    blocks_{stage}_{block}/{conv_pw, bn1, conv_dw, bn2, se/conv_reduce, se/conv_expand, conv_pwl, bn3}
+    head/conv, head/bn, classifier
+
+Usage (pure functions over variable pytrees)::
+
+    model = create_model("tinynet_e")
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 106, 106, 3)))
+    logits = model.apply(variables, images_nhwc)                       # eval: running BN stats
+    logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"],
+                                  rngs={"dropout": key})                  # train: batch BN stats
+    stage_maps = model.apply(variables, x, features=True)                # backbone feature maps
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tinyjax.errors import TinyJaxError
+from tinyjax.spec import ModelSpec, ResolvedBlock
+
+Dtype = Any
+
+BN_MOMENTUM = 0.9  # == PyTorch momentum 0.1
+BN_EPSILON = 1e-5
+
+_ACTS: dict[str, Callable] = {
+    "relu": nn.relu,
+    "relu6": nn.relu6,
+    "silu": nn.silu,
+    "hard_swish": nn.hard_swish,
+}
+
+
+def _conv_init(fan_out: int):
+    """timm's EfficientNet init: N(0, sqrt(2 / fan_out)), fan_out = k·k·out / groups."""
+    std = math.sqrt(2.0 / fan_out)
+
+    def init(key, shape, dtype=jnp.float32):
+        return std * jax.random.normal(key, shape, dtype)
+
+    return init
+
+
+def _dense_init(fan_out: int):
+    """timm's classifier init: U(-1/sqrt(fan_out), 1/sqrt(fan_out))."""
+    bound = 1.0 / math.sqrt(fan_out)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def depthwise_conv_shifted(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """Depthwise conv (symmetric ``k // 2`` padding) as k² strided slices, multiplied and summed.
+
+    Numerically the same op as ``lax.conv_general_dilated(..., feature_group_count=C)``; XLA's CPU
+    backend runs this form several times faster, forward and backward (see REFERENCES.md).
+    ``x``: [N, H, W, C]; ``kernel``: [k, k, 1, C].
+    """
+    k = kernel.shape[0]
+    p = k // 2
+    n, h, w, c = x.shape
+    ho, wo = (h + 2 * p - k) // stride + 1, (w + 2 * p - k) // stride + 1
+    xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    out = None
+    for i in range(k):
+        for j in range(k):
+            patch = jax.lax.slice(xp, (0, i, j, 0),
+                                  (n, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, c),
+                                  (1, stride, stride, 1))
+            term = patch * kernel[i, j, 0]
+            out = term if out is None else out + term
+    return out
+
+
+class DepthwiseConv(nn.Module):
+    """Depthwise k×k conv without bias. Kernel ``[k, k, 1, C]`` (the layout of ``nn.Conv`` with
+    ``feature_group_count=C``). ``impl``: ``"xla"`` (grouped convolution), ``"shifted"``
+    (:func:`depthwise_conv_shifted`) or ``"auto"`` (shifted on CPU, xla on GPU/TPU)."""
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    impl: str = "auto"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        k = self.kernel_size
+        kernel = self.param("kernel", _conv_init(k * k), (k, k, 1, self.features), jnp.float32)
+        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        impl = self.impl
+        if impl == "auto":
+            impl = "shifted" if jax.default_backend() == "cpu" else "xla"
+        if impl == "shifted":
+            return depthwise_conv_shifted(x, kernel, self.stride)
+        if impl != "xla":
+            raise ValueError(f"unknown depthwise impl {impl!r}; expected auto, xla or shifted")
+        p = k // 2
+        return jax.lax.conv_general_dilated(
+            x, kernel, (self.stride, self.stride), ((p, p), (p, p)),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=self.features)
+
+
+class _Layers:
+    """Factories shared by the blocks (keeps dtype and naming in one place)."""
+
+    def __init__(self, dtype: Dtype, train: bool, dw_impl: str):
+        self.dtype, self.train, self.dw_impl = dtype, train, dw_impl
+
+    def conv(self, features: int, kernel: int = 1, stride: int = 1, name: str = "conv",
+             bias: bool = False) -> nn.Conv:
+        p = kernel // 2
+        return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((p, p), (p, p)),
+                       use_bias=bias, dtype=self.dtype, kernel_init=_conv_init(kernel * kernel * features),
+                       name=name)
+
+    def dwconv(self, features: int, kernel: int, stride: int, name: str = "conv_dw") -> DepthwiseConv:
+        return DepthwiseConv(features, kernel, stride, impl=self.dw_impl, dtype=self.dtype, name=name)
+
+    def bn(self, name: str) -> nn.BatchNorm:
+        return nn.BatchNorm(use_running_average=not self.train, momentum=BN_MOMENTUM,
+                            epsilon=BN_EPSILON, dtype=self.dtype, name=name)
+
+
+class SqueezeExcite(nn.Module):
+    """Global average pool, 1×1 conv reduce (bias) + act, 1×1 conv expand (bias), sigmoid gate."""
+
+    reduced: int
+    act: str
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        s = jnp.mean(x, axis=(1, 2), keepdims=True)
+        s = nn.Conv(self.reduced, (1, 1), dtype=self.dtype, kernel_init=_conv_init(self.reduced),
+                    name="conv_reduce")(s)
+        s = _ACTS[self.act](s)
+        s = nn.Conv(c, (1, 1), dtype=self.dtype, kernel_init=_conv_init(c), name="conv_expand")(s)
+        return x * nn.sigmoid(s)
+
+
+def _drop_path(module: nn.Module, x, rate: float, train: bool):
+    """Stochastic depth: drop the residual branch per sample with probability ``rate``."""
+    if not train or rate == 0.0:
+        return x
+    keep = 1.0 - rate
+    mask = jax.random.bernoulli(module.make_rng("dropout"), keep, (x.shape[0], 1, 1, 1))
+    return x * mask.astype(x.dtype) / keep
+
+
+class Block(nn.Module):
+    """One ``ds`` or ``ir`` block, as fixed by :class:`~tinyjax.spec.ResolvedBlock`."""
+
+    block: ResolvedBlock
+    drop_path_rate: float = 0.0
+    dtype: Dtype = jnp.float32
+    dw_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        b = self.block
+        L = _Layers(self.dtype, train, self.dw_impl)
+        act = _ACTS[b.act]
+        shortcut = x
+        if b.type == "ir":
+            x = act(L.bn("bn1")(L.conv(b.mid_chs, name="conv_pw")(x)))
+            x = act(L.bn("bn2")(L.dwconv(b.mid_chs, b.kernel, b.stride)(x)))
+        else:
+            x = act(L.bn("bn1")(L.dwconv(b.mid_chs, b.kernel, b.stride)(x)))
+        if b.se_chs:
+            x = SqueezeExcite(b.se_chs, b.act, dtype=self.dtype, name="se")(x)
+        if b.type == "ir":
+            x = L.bn("bn3")(L.conv(b.out_chs, name="conv_pwl")(x))
+        else:
+            x = L.bn("bn2")(L.conv(b.out_chs, name="conv_pw")(x))
+        if b.has_skip:
+            x = _drop_path(self, x, self.drop_path_rate, train) + shortcut
+        return x
+
+
+class ConvBNAct(nn.Module):
+    features: int
+    kernel: int = 1
+    stride: int = 1
+    act: str = "relu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        L = _Layers(self.dtype, train, "auto")
+        return _ACTS[self.act](L.bn("bn")(L.conv(self.features, self.kernel, self.stride)(x)))
+
+
+class EfficientNet(nn.Module):
+    """The network of a spec. ``drop_path_rate`` grows linearly with the block index (timm).
+
+    ``__call__(x, train=False, features=False)``: ``x`` is NHWC; returns logits ``[N, classes]``
+    (float32), or with ``features=True`` a tuple of each stage's output map (a backbone).
+    """
+
+    spec: ModelSpec
+    drop_path_rate: float = 0.0
+    dtype: Dtype = jnp.float32
+    dw_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x, train: bool = False, features: bool = False):
+        spec = self.spec
+        x = x.astype(self.dtype)
+        x = ConvBNAct(spec.stem.out_chs, spec.stem.kernel, spec.stem.stride, spec.act,
+                      dtype=self.dtype, name="stem")(x, train)
+        blocks = spec.resolved_blocks()
+        stage_maps = []
+        for b in blocks:
+            rate = self.drop_path_rate * b.index / len(blocks)
+            x = Block(b, rate, dtype=self.dtype, dw_impl=self.dw_impl, name=b.name)(x, train)
+            if b.index + 1 == len(blocks) or blocks[b.index + 1].stage != b.stage:
+                stage_maps.append(x)
+        if features:
+            return tuple(stage_maps)
+        if spec.head.out_chs is not None:
+            x = ConvBNAct(spec.head.out_chs, act=spec.act, dtype=self.dtype, name="head")(x, train)
+        x = jnp.mean(x, axis=(1, 2))
+        x = nn.Dropout(spec.head.dropout, deterministic=not train)(x)
+        x = nn.Dense(spec.num_classes, dtype=self.dtype, kernel_init=_dense_init(spec.num_classes),
+                     name="classifier")(x)
+        return x.astype(jnp.float32)
+
+
+def build_model(spec: ModelSpec, **kwargs) -> EfficientNet:
+    """The Flax module of ``spec`` (keyword arguments go to :class:`EfficientNet`)."""
+    return EfficientNet(spec, **kwargs)
+
+
+def create_model(name: str, resolution: int | None = None, num_classes: int | None = None,
+                 **kwargs) -> EfficientNet:
+    """A zoo model by name (timm's ``create_model`` without weights)."""
+    from tinyjax.zoo import get_spec
+
+    spec = get_spec(name, resolution)
+    if num_classes is not None:
+        spec = spec.with_(num_classes=num_classes)
+    return EfficientNet(spec, **kwargs)
+
+
+def init_variables(model: EfficientNet, key: jax.Array | int = 0, batch: int = 1) -> dict:
+    """``{'params', 'batch_stats'}`` for ``model``, drawn on the host with numpy.
+
+    Same tree, shapes and distributions as ``model.init`` (timm's EfficientNet init: conv kernels
+    N(0, 2/fan_out), classifier U(±1/sqrt(out)), zero biases, BN scale 1 / shift 0, running
+    mean 0 / var 1), but without compiling an XLA program of a few hundred RNG calls: on a 2-core
+    CPU ``jax.jit(model.init)`` of mcunet_in0 took 16 s to compile, this takes about one second
+    (the cost of tracing shapes). ``key`` is an int seed or a JAX key (its data seeds numpy).
+    """
+    if not isinstance(key, int):
+        key = int(np.asarray(jax.random.key_data(key)).ravel()[-1])
+    r = model.spec.resolution
+    shapes = jax.eval_shape(model.init, jax.random.key(0),
+                            jnp.zeros((batch, r, r, model.spec.in_chs), jnp.float32))
+    rng = np.random.default_rng(key)
+
+    def draw(path, leaf):
+        names = [getattr(p, "key", str(p)) for p in path]
+        shape, leaf_name = leaf.shape, names[-1]
+        if leaf_name == "kernel" and len(shape) == 4:
+            kh, kw, _, out = shape
+            fan_out = kh * kw * (1 if names[-2] == "conv_dw" else out)
+            value = rng.standard_normal(shape) * math.sqrt(2.0 / fan_out)
+        elif leaf_name == "kernel":  # the classifier
+            bound = 1.0 / math.sqrt(shape[-1])
+            value = rng.uniform(-bound, bound, shape)
+        elif leaf_name in ("scale", "var"):
+            value = np.ones(shape)
+        else:  # biases, BN shift, running mean
+            value = np.zeros(shape)
+        return jnp.asarray(value, leaf.dtype)
+
+    return {coll: jax.tree_util.tree_map_with_path(draw, tree) for coll, tree in shapes.items()}
+
+
+# -- weight import from timm ----------------------------------------------------------------------
+
+class WeightImportError(TinyJaxError, ValueError):
+    """A state dict that does not fit the model (missing/unexpected key, wrong shape)."""
+
+
+_BN_FIELDS = {"weight": ("params", "scale"), "bias": ("params", "bias"),
+              "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
+
+
+def _timm_key_to_flax(key: str) -> tuple[str, tuple[str, ...]] | None:
+    """Map a timm EfficientNet state-dict key to (collection, flax path); None = ignored buffer."""
+    if key.endswith("num_batches_tracked"):
+        return None
+    m = re.fullmatch(r"blocks\.(\d+)\.(\d+)\.(.+)", key)
+    if m:
+        prefix: tuple[str, ...] = (f"blocks_{m.group(1)}_{m.group(2)}",)
+        rest = m.group(3)
+    else:
+        top = {"conv_stem": "stem.conv", "bn1": "stem.bn", "conv_head": "head.conv", "bn2": "head.bn"}
+        first, _, leaf = key.partition(".")
+        if first == "classifier":
+            return ("params", ("classifier", {"weight": "kernel", "bias": "bias"}[leaf]))
+        if first not in top:
+            raise WeightImportError(f"unexpected key {key!r} in the state dict")
+        prefix, rest = (), f"{top[first]}.{leaf}"
+    *mods, leaf = rest.split(".")
+    if mods[-1].startswith("bn"):
+        if leaf not in _BN_FIELDS:
+            raise WeightImportError(f"unexpected BatchNorm entry {key!r}")
+        coll, name = _BN_FIELDS[leaf]
+        return coll, prefix + tuple(mods) + (name,)
+    return "params", prefix + tuple(mods) + ({"weight": "kernel", "bias": "bias"}[leaf],)
+
+
+def _to_numpy(t: Any) -> np.ndarray:
+    if hasattr(t, "detach"):  # a torch tensor; torch itself is not imported here
+        t = t.detach().cpu().float().numpy()
+    return np.asarray(t, dtype=np.float32)
+
+
+def _convert(value: np.ndarray, path: tuple[str, ...]) -> np.ndarray:
+    if path[-1] == "kernel" and value.ndim == 4:  # OIHW -> HWIO ([C,1,k,k] -> [k,k,1,C] for dw)
+        return value.transpose(2, 3, 1, 0)
+    if path[-1] == "kernel" and value.ndim == 2:  # Linear [out, in] -> Dense [in, out]
+        return value.T
+    return value
+
+
+def variables_from_timm(model: EfficientNet, state_dict: Mapping[str, Any]) -> dict:
+    """Convert a timm state dict to Flax variables for ``model`` (checked key by key, shape by shape)."""
+    r = model.spec.resolution
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, r, r, model.spec.in_chs)))
+    expected = {(coll,) + tuple(getattr(k, "key", k) for k in path): leaf.shape
+                for coll in shapes
+                for path, leaf in jax.tree_util.tree_flatten_with_path(shapes[coll])[0]}
+    out: dict = {}
+    seen = set()
+    for key, tensor in state_dict.items():
+        target = _timm_key_to_flax(key)
+        if target is None:
+            continue
+        coll, path = target
+        full = (coll,) + path
+        if full not in expected:
+            raise WeightImportError(f"state dict key {key!r} has no place in {model.spec.name} "
+                                    f"(would be {'/'.join(full)}); is it the right model?")
+        value = _convert(_to_numpy(tensor), path)
+        if value.shape != expected[full]:
+            raise WeightImportError(f"{key!r}: shape {tuple(value.shape)} after conversion, "
+                                    f"{model.spec.name} expects {expected[full]}")
+        node = out.setdefault(coll, {})
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+        node[path[-1]] = jnp.asarray(value)
+        seen.add(full)
+    missing = sorted("/".join(k) for k in set(expected) - seen)
+    if missing:
+        raise WeightImportError(f"the state dict lacks {len(missing)} entries, e.g. {missing[0]}")
+    return out
+
+
+def from_timm(name: str, state_dict: Mapping[str, Any], **kwargs) -> tuple[EfficientNet, dict]:
+    """A zoo model and its variables from a timm/PyTorch state dict (``.pth`` or ``.safetensors``).
+
+    ``state_dict`` maps timm's keys to torch tensors or numpy arrays. The number of classes is read
+    from the classifier weights, so fine-tuned heads import too. Returns ``(model, variables)``;
+    ``model.apply(variables, images_nhwc)`` gives timm's logits (eval mode).
+    """
+    from tinyjax.zoo import TIMM_MODELS, get_spec
+
+    if name not in TIMM_MODELS:
+        raise WeightImportError(f"{name!r} has no timm counterpart; timm models in the zoo: "
+                                f"{', '.join(TIMM_MODELS)}")
+    spec = get_spec(name)
+    if "classifier.weight" in state_dict:
+        spec = spec.with_(num_classes=int(_to_numpy(state_dict["classifier.weight"]).shape[0]))
+    model = EfficientNet(spec, **kwargs)
+    return model, variables_from_timm(model, state_dict)
