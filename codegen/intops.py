@@ -1,0 +1,650 @@
+"""Integer reference kernels with CMSIS-NN (v7, default build, int8) semantics.
+
+These numpy functions are the *golden model* for generated C: every kernel here is meant
+to agree bit for bit with the corresponding CMSIS-NN function (``arm_convolve_wrapper_s8``,
+``arm_depthwise_conv_wrapper_s8``, ``arm_fully_connected_s8``, ``arm_avgpool_s8``,
+``arm_elementwise_add_s8``, ``arm_elementwise_mul_s8``) built without
+``CMSIS_NN_USE_SINGLE_ROUNDING``.
+
+Conventions
+-----------
+* Activations are NHWC ``int8``; conv weights OHWI ``int8``; depthwise weights
+  ``[1, KH, KW, C * ch_mult]``; fully-connected weights ``[out, in]``; biases ``int32``
+  (``None`` means zero).
+* ``input_offset = -zero_point_in``, ``output_offset = +zero_point_out``.  Padding cells read
+  the input zero point, i.e. contribute ``0`` once ``input_offset`` has been added.
+* Per-channel quantisation parameters: ``multiplier[oc]`` is a Q31 ``int32``; ``shift[oc]`` is
+  an ``int32`` exponent, positive meaning left shift.  Real scale = ``multiplier * 2**(shift - 31)``.
+* All integer arithmetic is done in ``int64`` numpy arrays that emulate the ``int32`` C
+  arithmetic exactly (no floating point in any integer path).  Accumulators are checked to
+  fit ``int32`` (an ``OverflowError`` is raised otherwise, since the C code would wrap).
+  ``val << shift`` inside :func:`requantize` wraps to ``int32`` like the two's-complement
+  hardware does.
+* Integer division in C truncates toward zero; right shifts of negative numbers are
+  arithmetic (numpy's ``>>`` on signed integers is arithmetic too).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple, Sequence
+
+import numpy as np
+
+__all__ = [
+    "INT8_MIN",
+    "INT8_MAX",
+    "INT32_MIN",
+    "INT32_MAX",
+    "DEFAULT_ADD_LEFT_SHIFT",
+    "round_half_away",
+    "quantize",
+    "dequantize",
+    "quantize_multiplier",
+    "quantize_multiplier_per_channel",
+    "doubling_high_mult",
+    "divide_by_power_of_two",
+    "requantize",
+    "conv_output_size",
+    "conv_s8",
+    "depthwise_conv_s8",
+    "fully_connected_s8",
+    "avgpool_s8",
+    "global_avgpool_s8",
+    "AddParams",
+    "add_quant_params",
+    "MulParams",
+    "mul_quant_params",
+    "elementwise_add_s8",
+    "elementwise_mul_s8",
+    "lut_s8",
+    "make_lut",
+]
+
+INT8_MIN = -128
+INT8_MAX = 127
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+#: TFLite's (and ``arm_elementwise_add_s8``'s) left shift for int8 ADD.
+DEFAULT_ADD_LEFT_SHIFT = 20
+
+_I64 = np.int64
+
+
+# ----------------------------------------------------------------------------------------
+# small helpers
+# ----------------------------------------------------------------------------------------
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    if np.ndim(v) == 0:
+        return int(v), int(v)
+    v = tuple(int(t) for t in v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {v}")
+    return v
+
+
+def _as_int_array(a, name: str) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "iub":
+        raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    return arr.astype(_I64, copy=False)
+
+
+def _check_int8_values(arr: np.ndarray, name: str) -> None:
+    if arr.size and (arr.min() < INT8_MIN or arr.max() > INT8_MAX):
+        raise ValueError(f"{name} has values outside the int8 range")
+
+
+def _wrap32(v: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap of int64 values to the int32 range (kept as int64)."""
+    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _check_fits32(acc: np.ndarray, what: str) -> None:
+    if acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
+        raise OverflowError(f"{what} accumulator overflows int32 (the C kernel would wrap)")
+
+
+def _check_act(act_min: int, act_max: int) -> tuple[int, int]:
+    act_min, act_max = int(act_min), int(act_max)
+    if not (INT8_MIN <= act_min <= act_max <= INT8_MAX):
+        raise ValueError(f"bad activation range [{act_min}, {act_max}] for int8")
+    return act_min, act_max
+
+
+def _finish(acc: np.ndarray, multiplier, shift, output_offset: int, act_min: int, act_max: int) -> np.ndarray:
+    """requantize -> + output_offset -> clamp -> int8."""
+    act_min, act_max = _check_act(act_min, act_max)
+    out = requantize(acc, multiplier, shift).astype(_I64) + int(output_offset)
+    return np.clip(out, act_min, act_max).astype(np.int8)
+
+
+# ----------------------------------------------------------------------------------------
+# float <-> int8 helpers (float side only; not part of the integer path)
+# ----------------------------------------------------------------------------------------
+
+
+def round_half_away(x) -> np.ndarray:
+    """Round to nearest integer, ties away from zero (C ``round``/``TfLiteRound``). float64 out."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def quantize(x, scale, zero_point, qmin: int = INT8_MIN, qmax: int = INT8_MAX) -> np.ndarray:
+    """Quantise a float array: ``clamp(round_half_away(x / scale) + zero_point, qmin, qmax)``.
+
+    ``scale``/``zero_point`` may be scalars or per-channel arrays broadcasting on the last axis.
+    Returns ``int8`` (for the default range) or ``int32`` otherwise.
+    """
+    q = round_half_away(np.asarray(x, np.float64) / np.asarray(scale, np.float64))
+    q = q + np.asarray(zero_point, np.float64)
+    q = np.clip(q, qmin, qmax).astype(_I64)
+    if qmin >= INT8_MIN and qmax <= INT8_MAX:
+        return q.astype(np.int8)
+    return q.astype(np.int32)
+
+
+def dequantize(q, scale, zero_point) -> np.ndarray:
+    """``(q - zero_point) * scale`` as float64 (per-channel parameters broadcast on the last axis)."""
+    q = np.asarray(q).astype(np.float64)
+    return (q - np.asarray(zero_point, np.float64)) * np.asarray(scale, np.float64)
+
+
+# ----------------------------------------------------------------------------------------
+# multiplier / shift
+# ----------------------------------------------------------------------------------------
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite ``QuantizeMultiplier``: ``real ~= multiplier * 2**(shift - 31)``.
+
+    Returns ``(multiplier, shift)``: ``multiplier`` is a Q31 int32 with ``|q|`` in ``[0.5, 1)``
+    (``[2**30, 2**31)``), ``shift`` an int (positive = left shift).  ``real == 0`` and values
+    whose exponent is below -31 give ``(0, 0)``.
+    """
+    real = float(real)
+    if real == 0.0:
+        return 0, 0
+    if not math.isfinite(real):
+        raise ValueError(f"cannot quantise multiplier {real}")
+    q, exponent = math.frexp(real)  # real = q * 2**exponent, 0.5 <= |q| < 1
+    scaled = q * float(1 << 31)  # exact: power-of-two scaling
+    q_fixed = int(math.copysign(math.floor(abs(scaled) + 0.5), scaled))
+    if q_fixed == (1 << 31):  # TFLite only renormalises the positive overflow
+        q_fixed //= 2
+        exponent += 1
+    if exponent < -31:
+        return 0, 0
+    if q_fixed > INT32_MAX:  # cannot happen after the halving above; mirrors TFLite's check
+        raise ValueError("multiplier overflow")
+    return int(q_fixed), int(exponent)
+
+
+def quantize_multiplier_per_channel(reals) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised :func:`quantize_multiplier`: returns ``(int32 multipliers, int32 shifts)``."""
+    r = np.asarray(reals, dtype=np.float64)
+    if not np.all(np.isfinite(r)):
+        raise ValueError("multipliers must be finite")
+    q, e = np.frexp(r)
+    scaled = q * float(1 << 31)
+    q_fixed = (np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)).astype(_I64)
+    e = e.astype(_I64)
+    full = q_fixed == (1 << 31)
+    q_fixed = np.where(full, q_fixed // 2, q_fixed)
+    e = np.where(full, e + 1, e)
+    tiny = (e < -31) | (r == 0.0)
+    q_fixed = np.where(tiny, 0, q_fixed)
+    e = np.where(tiny, 0, e)
+    return q_fixed.astype(np.int32), e.astype(np.int32)
+
+
+# ----------------------------------------------------------------------------------------
+# requantisation primitives (vectorised; scalars give 0-d arrays)
+# ----------------------------------------------------------------------------------------
+
+
+def doubling_high_mult(a, b) -> np.ndarray:
+    """``(int32)(((int64)a*b + (1<<30)) >> 31)``; ``a == b == INT32_MIN`` saturates to INT32_MAX.
+
+    ``a`` and ``b`` are int32 values (any integer array/scalar, broadcast).  Returns int32.
+    """
+    a = _as_int_array(a, "a")
+    b = _as_int_array(b, "b")
+    return _doubling_high_mult64(a, b).astype(np.int32)
+
+
+def _doubling_high_mult64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # |a*b| <= 2**62 so the int64 product never overflows.
+    res = (a * b + (1 << 30)) >> 31
+    sat = (a == INT32_MIN) & (b == INT32_MIN)
+    if np.any(sat):
+        res = np.where(sat, INT32_MAX, res)
+    return res
+
+
+def divide_by_power_of_two(val, exponent) -> np.ndarray:
+    """``arm_nn_divide_by_power_of_two``: ``val / 2**exponent`` rounded half away from zero.
+
+    ``exponent`` in ``[0, 31]``; int32 in, int32 out (broadcast).
+    """
+    v = _as_int_array(val, "val")
+    e = _as_int_array(exponent, "exponent")
+    return _divide_by_pot64(v, e).astype(np.int32)
+
+
+def _divide_by_pot64(v: np.ndarray, e: np.ndarray) -> np.ndarray:
+    if e.size and (e.min() < 0 or e.max() > 31):
+        raise ValueError("exponent must be within [0, 31]")
+    mask = (np.int64(1) << e) - 1
+    remainder = v & mask
+    threshold = (mask >> 1) + (v < 0)
+    return (v >> e) + (remainder > threshold)
+
+
+def requantize(val, multiplier, shift) -> np.ndarray:
+    """CMSIS-NN ``arm_nn_requantize`` (default, double-rounding build).
+
+    ``divide_by_power_of_two(doubling_high_mult(val << max(shift, 0), multiplier), max(-shift, 0))``
+
+    ``val``: int32 values of any shape; ``multiplier`` (Q31 int32) and ``shift`` (int32, positive =
+    left) are scalars or arrays broadcasting against ``val`` (per-channel: shape ``[C]`` on the
+    last axis).  The left shift wraps to int32 like the C code.  Returns int32.
+    """
+    v = _as_int_array(val, "val")
+    m = _as_int_array(multiplier, "multiplier")
+    s = _as_int_array(shift, "shift")
+    if v.size and (v.min() < INT32_MIN or v.max() > INT32_MAX):
+        raise OverflowError("requantize input does not fit int32")
+    if m.size and (m.min() < INT32_MIN or m.max() > INT32_MAX):
+        raise ValueError("multiplier does not fit int32")
+    left = np.maximum(s, 0)
+    right = np.maximum(-s, 0)
+    if left.size and left.max() > 31:
+        raise ValueError("left shift must be <= 31")
+    shifted = _wrap32(v << left)
+    high = _doubling_high_mult64(shifted, m)
+    return _divide_by_pot64(high, right).astype(np.int32)
+
+
+# ----------------------------------------------------------------------------------------
+# convolutions
+# ----------------------------------------------------------------------------------------
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    """``(size + 2*padding - dilation*(kernel-1) - 1) // stride + 1``."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _pad_and_windows(xo: np.ndarray, kh: int, kw: int, stride, padding, dilation):
+    """Zero-pad (already offset) NHWC input top/left by ``padding`` and bottom/right as needed.
+
+    Returns ``(xp, oh, ow)``, ``xp`` being large enough for every window of the output grid.
+    """
+    n, h, w, c = xo.shape
+    sh, sw = stride
+    ph, pw = padding
+    dh, dw = dilation
+    if min(sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
+        raise ValueError("stride/dilation must be >= 1 and padding >= 0")
+    oh = conv_output_size(h, kh, sh, ph, dh)
+    ow = conv_output_size(w, kw, sw, pw, dw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"empty output ({oh}x{ow})")
+    need_h = (oh - 1) * sh + dh * (kh - 1) + 1
+    need_w = (ow - 1) * sw + dw * (kw - 1) + 1
+    xp = np.zeros((n, max(need_h, ph + h), max(need_w, pw + w), c), dtype=_I64)
+    xp[:, ph : ph + h, pw : pw + w, :] = xo
+    return xp, oh, ow
+
+
+def _tap(xp: np.ndarray, i: int, j: int, oh: int, ow: int, stride, dilation) -> np.ndarray:
+    """Input slice ``[N, OH, OW, C]`` read by kernel tap (i, j)."""
+    sh, sw = stride
+    dh, dw = dilation
+    y0, x0 = i * dh, j * dw
+    return xp[:, y0 : y0 + (oh - 1) * sh + 1 : sh, x0 : x0 + (ow - 1) * sw + 1 : sw, :]
+
+
+def _bias_vec(bias, n_out: int) -> np.ndarray:
+    if bias is None:
+        return np.zeros(n_out, dtype=_I64)
+    b = _as_int_array(bias, "bias").reshape(-1)
+    if b.shape[0] != n_out:
+        raise ValueError(f"bias has {b.shape[0]} entries, expected {n_out}")
+    _check_fits32(b, "bias")
+    return b
+
+
+def conv_s8(
+    x,
+    w,
+    bias,
+    input_offset: int,
+    output_offset: int,
+    multiplier,
+    shift,
+    stride: Sequence[int] | int = (1, 1),
+    padding: Sequence[int] | int = (0, 0),
+    dilation: Sequence[int] | int = (1, 1),
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+) -> np.ndarray:
+    """``arm_convolve_wrapper_s8`` equivalent.
+
+    x: int8 ``[N, H, W, C_in]``; w: int8 OHWI ``[C_out, KH, KW, C_in]``; bias: int32 ``[C_out]``
+    or None; multiplier/shift: per-channel ``[C_out]`` (or scalars).  stride/padding/dilation are
+    (y, x) pairs or ints; padding is applied top/left, the bottom/right being padded as far as
+    the output size ``(H + 2*ph - dil*(KH-1) - 1)//sh + 1`` requires.
+    Returns int8 ``[N, OH, OW, C_out]``.
+    """
+    x = _as_int_array(x, "x")
+    w = _as_int_array(w, "w")
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError("conv_s8 expects NHWC input and OHWI weights")
+    _check_int8_values(x, "x")
+    _check_int8_values(w, "w")
+    n, h, wd, cin = x.shape
+    cout, kh, kw, wcin = w.shape
+    if wcin != cin:
+        raise ValueError(f"weight input channels {wcin} != input channels {cin}")
+    stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    xp, oh, ow = _pad_and_windows(x + int(input_offset), kh, kw, stride, padding, dilation)
+    acc = np.zeros((n, oh, ow, cout), dtype=_I64)
+    acc += _bias_vec(bias, cout)
+    if kh * kw == 1:
+        acc += np.matmul(_tap(xp, 0, 0, oh, ow, stride, dilation), w[:, 0, 0, :].T)
+    else:
+        # im2col: patches [N*OH*OW, KH*KW*C_in] (tap-major, channel-minor like OHWI) @ [K, C_out]
+        taps = [_tap(xp, i, j, oh, ow, stride, dilation) for i in range(kh) for j in range(kw)]
+        patches = np.stack(taps, axis=3).reshape(n * oh * ow, kh * kw * cin)
+        acc += np.matmul(patches, w.reshape(cout, kh * kw * cin).T).reshape(n, oh, ow, cout)
+    _check_fits32(acc, "conv")
+    return _finish(acc, multiplier, shift, output_offset, act_min, act_max)
+
+
+def depthwise_conv_s8(
+    x,
+    w,
+    bias,
+    input_offset: int,
+    output_offset: int,
+    multiplier,
+    shift,
+    ch_mult: int = 1,
+    stride: Sequence[int] | int = (1, 1),
+    padding: Sequence[int] | int = (0, 0),
+    dilation: Sequence[int] | int = (1, 1),
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+) -> np.ndarray:
+    """``arm_depthwise_conv_wrapper_s8`` equivalent.
+
+    x: int8 ``[N, H, W, C]``; w: int8 ``[1, KH, KW, C*ch_mult]``; bias int32 ``[C*ch_mult]`` or
+    None; multiplier/shift per output channel.  Output channel ``c*ch_mult + m`` reads input
+    channel ``c``.  Same padding/stride/dilation conventions as :func:`conv_s8`.
+    Returns int8 ``[N, OH, OW, C*ch_mult]``.
+    """
+    x = _as_int_array(x, "x")
+    w = _as_int_array(w, "w")
+    if x.ndim != 4 or w.ndim != 4 or w.shape[0] != 1:
+        raise ValueError("depthwise_conv_s8 expects NHWC input and [1, KH, KW, C*ch_mult] weights")
+    _check_int8_values(x, "x")
+    _check_int8_values(w, "w")
+    ch_mult = int(ch_mult)
+    n, h, wd, c = x.shape
+    _, kh, kw, cout = w.shape
+    if ch_mult < 1 or cout != c * ch_mult:
+        raise ValueError(f"weight channels {cout} != C ({c}) * ch_mult ({ch_mult})")
+    stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    xo = x + int(input_offset)
+    if ch_mult > 1:
+        xo = np.repeat(xo, ch_mult, axis=3)  # channel c*ch_mult + m <- c
+    xp, oh, ow = _pad_and_windows(xo, kh, kw, stride, padding, dilation)
+    acc = np.zeros((n, oh, ow, cout), dtype=_I64)
+    acc += _bias_vec(bias, cout)
+    for i in range(kh):
+        for j in range(kw):
+            acc += _tap(xp, i, j, oh, ow, stride, dilation) * w[0, i, j, :]
+    _check_fits32(acc, "depthwise conv")
+    return _finish(acc, multiplier, shift, output_offset, act_min, act_max)
+
+
+def fully_connected_s8(
+    x,
+    w,
+    bias,
+    input_offset: int,
+    filter_offset: int,
+    output_offset: int,
+    multiplier: int,
+    shift: int,
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+) -> np.ndarray:
+    """``arm_fully_connected_s8`` equivalent (per-tensor ``multiplier``/``shift`` scalars).
+
+    x: int8 ``[N, in]`` (higher-rank inputs are flattened to ``[N, -1]``); w: int8 ``[out, in]``;
+    bias int32 ``[out]`` or None.  ``acc = sum((x + input_offset) * (w + filter_offset)) + bias``.
+    Returns int8 ``[N, out]``.
+    """
+    x = _as_int_array(x, "x")
+    w = _as_int_array(w, "w")
+    if x.ndim == 1:
+        x = x[None, :]
+    x = x.reshape(x.shape[0], -1)
+    if w.ndim != 2 or w.shape[1] != x.shape[1]:
+        raise ValueError(f"weights {w.shape} do not match input {x.shape}")
+    if np.ndim(multiplier) != 0 or np.ndim(shift) != 0:
+        raise ValueError("fully_connected_s8 takes per-tensor (scalar) multiplier and shift")
+    _check_int8_values(x, "x")
+    _check_int8_values(w, "w")
+    acc = np.matmul(x + int(input_offset), (w + int(filter_offset)).T) + _bias_vec(bias, w.shape[0])
+    _check_fits32(acc, "fully connected")
+    return _finish(acc, int(multiplier), int(shift), output_offset, act_min, act_max)
+
+
+# ----------------------------------------------------------------------------------------
+# pooling
+# ----------------------------------------------------------------------------------------
+
+
+def _trunc_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """C integer division (truncation toward zero) of int64 arrays, ``den > 0``."""
+    q = np.abs(num) // den
+    return np.where(num < 0, -q, q)
+
+
+def avgpool_s8(
+    x,
+    kernel: Sequence[int] | int,
+    stride: Sequence[int] | int = (1, 1),
+    padding: Sequence[int] | int = (0, 0),
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+) -> np.ndarray:
+    """``arm_avgpool_s8`` equivalent.
+
+    x: int8 ``[N, H, W, C]``; kernel/stride/padding (y, x) pairs or ints.  Output size is
+    ``(H + 2*ph - KH)//sh + 1``.  Only cells inside the input are summed and counted; the
+    average is ``(sum + count/2)/count`` if ``sum > 0`` else ``(sum - count/2)/count`` with C
+    (truncating) division, then clamped.  No rescaling.  Returns int8 ``[N, OH, OW, C]``.
+    """
+    x = _as_int_array(x, "x")
+    if x.ndim != 4:
+        raise ValueError("avgpool_s8 expects NHWC input")
+    _check_int8_values(x, "x")
+    act_min, act_max = _check_act(act_min, act_max)
+    kh, kw = _pair(kernel, "kernel")
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    n, h, w, c = x.shape
+    xp, oh, ow = _pad_and_windows(x, kh, kw, stride, padding, (1, 1))
+    ones = np.zeros(xp.shape[1:3], dtype=_I64)
+    ph, pw = padding
+    ones[ph : ph + h, pw : pw + w] = 1
+    total = np.zeros((n, oh, ow, c), dtype=_I64)
+    count = np.zeros((oh, ow), dtype=_I64)
+    sh, sw = stride
+    for i in range(kh):
+        for j in range(kw):
+            total += _tap(xp, i, j, oh, ow, stride, (1, 1))
+            count += ones[i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw]
+    if np.any(count == 0):
+        raise ValueError("a pooling window lies entirely in the padding")
+    count = count[None, :, :, None]
+    half = count // 2
+    avg = np.where(total > 0, _trunc_div(total + half, count), _trunc_div(total - half, count))
+    return np.clip(avg, act_min, act_max).astype(np.int8)
+
+
+def global_avgpool_s8(x, act_min: int = INT8_MIN, act_max: int = INT8_MAX) -> np.ndarray:
+    """Average pool over the whole H x W: int8 ``[N, H, W, C]`` -> int8 ``[N, 1, 1, C]``."""
+    x = np.asarray(x)
+    return avgpool_s8(x, (x.shape[1], x.shape[2]), (1, 1), (0, 0), act_min, act_max)
+
+
+# ----------------------------------------------------------------------------------------
+# elementwise
+# ----------------------------------------------------------------------------------------
+
+
+class AddParams(NamedTuple):
+    """Keyword arguments of :func:`elementwise_add_s8` (besides the inputs and clamps)."""
+
+    in1_offset: int
+    in1_mult: int
+    in1_shift: int
+    in2_offset: int
+    in2_mult: int
+    in2_shift: int
+    left_shift: int
+    out_offset: int
+    out_mult: int
+    out_shift: int
+
+
+def add_quant_params(s1: float, z1: int, s2: float, z2: int, s_out: float, z_out: int,
+                     left_shift: int = DEFAULT_ADD_LEFT_SHIFT) -> AddParams:
+    """TFLite int8 ADD parameters: ``twice_max = 2*max(s1, s2)``; ``real_in1 = s1/twice_max``;
+    ``real_in2 = s2/twice_max``; ``real_out = twice_max / (2**left_shift * s_out)``; each through
+    :func:`quantize_multiplier`.  Offsets: ``in*_offset = -z*``, ``out_offset = z_out``.
+    Use as ``elementwise_add_s8(a, b, **p._asdict(), act_min=..., act_max=...)``.
+    """
+    twice_max = 2.0 * max(float(s1), float(s2))
+    m1, sh1 = quantize_multiplier(float(s1) / twice_max)
+    m2, sh2 = quantize_multiplier(float(s2) / twice_max)
+    mo, sho = quantize_multiplier(twice_max / (float(1 << left_shift) * float(s_out)))
+    return AddParams(-int(z1), m1, sh1, -int(z2), m2, sh2, int(left_shift), int(z_out), mo, sho)
+
+
+class MulParams(NamedTuple):
+    """Keyword arguments of :func:`elementwise_mul_s8` (besides the inputs and clamps)."""
+
+    in1_offset: int
+    in2_offset: int
+    out_offset: int
+    out_mult: int
+    out_shift: int
+
+
+def mul_quant_params(s1: float, z1: int, s2: float, z2: int, s_out: float, z_out: int) -> MulParams:
+    """TFLite int8 MUL parameters: ``real = s1*s2/s_out`` through :func:`quantize_multiplier`."""
+    m, sh = quantize_multiplier(float(s1) * float(s2) / float(s_out))
+    return MulParams(-int(z1), -int(z2), int(z_out), m, sh)
+
+
+def elementwise_add_s8(
+    in1,
+    in2,
+    in1_offset: int,
+    in1_mult: int,
+    in1_shift: int,
+    in2_offset: int,
+    in2_mult: int,
+    in2_shift: int,
+    left_shift: int,
+    out_offset: int,
+    out_mult: int,
+    out_shift: int,
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+) -> np.ndarray:
+    """``arm_elementwise_add_s8`` equivalent (inputs broadcast numpy-style; CMSIS needs equal sizes).
+
+    ``a = requantize((in1 + in1_offset) << left_shift, in1_mult, in1_shift)``, same for ``b``;
+    ``out = clamp(requantize(a + b, out_mult, out_shift) + out_offset)``.  Returns int8.
+    """
+    a = _as_int_array(in1, "in1")
+    b = _as_int_array(in2, "in2")
+    _check_int8_values(a, "in1")
+    _check_int8_values(b, "in2")
+    ls = int(left_shift)
+    if not 0 <= ls <= 31:
+        raise ValueError("left_shift must be within [0, 31]")
+    a = _wrap32((a + int(in1_offset)) << ls)
+    b = _wrap32((b + int(in2_offset)) << ls)
+    a = requantize(a, in1_mult, in1_shift).astype(_I64)
+    b = requantize(b, in2_mult, in2_shift).astype(_I64)
+    s = a + b
+    _check_fits32(s, "add")
+    return _finish(s, out_mult, out_shift, out_offset, act_min, act_max)
+
+
+def elementwise_mul_s8(
+    in1,
+    in2,
+    in1_offset: int,
+    in2_offset: int,
+    out_offset: int,
+    out_mult: int,
+    out_shift: int,
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+) -> np.ndarray:
+    """``arm_elementwise_mul_s8`` equivalent with numpy broadcasting (e.g. SE: ``[N,H,W,C] * [N,1,1,C]``).
+
+    ``out = clamp(requantize((in1 + in1_offset) * (in2 + in2_offset), out_mult, out_shift) + out_offset)``.
+    """
+    a = _as_int_array(in1, "in1")
+    b = _as_int_array(in2, "in2")
+    _check_int8_values(a, "in1")
+    _check_int8_values(b, "in2")
+    prod = (a + int(in1_offset)) * (b + int(in2_offset))
+    _check_fits32(prod, "mul")
+    return _finish(prod, out_mult, out_shift, out_offset, act_min, act_max)
+
+
+# ----------------------------------------------------------------------------------------
+# look-up tables
+# ----------------------------------------------------------------------------------------
+
+
+def lut_s8(x, table) -> np.ndarray:
+    """``table[x + 128]`` for int8 ``x`` and an int8 ``[256]`` table.  Returns int8, shape of x."""
+    x = _as_int_array(x, "x")
+    _check_int8_values(x, "x")
+    t = np.asarray(table)
+    if t.shape != (256,):
+        raise ValueError("table must have 256 entries")
+    return t.astype(np.int8)[x + 128]
+
+
+def make_lut(fn: Callable, in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> np.ndarray:
+    """Build an int8[256] table: entry ``q + 128`` is
+    ``clamp(round_half_away(fn((q - in_zp) * in_scale) / out_scale) + out_zp, -128, 127)``.
+
+    ``fn`` maps a float64 array to a float array (a scalar function is applied elementwise if
+    it does not accept arrays).
+    """
+    codes = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.float64)
+    real_in = (codes - float(in_zp)) * float(in_scale)
+    try:
+        y = np.asarray(fn(real_in), dtype=np.float64)
+        if y.shape != real_in.shape:
+            raise ValueError
+    except Exception:  # scalar-only function
+        y = np.array([float(fn(float(v))) for v in real_in], dtype=np.float64)
+    q = round_half_away(y / float(out_scale)) + float(out_zp)
+    return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
