@@ -1,0 +1,49 @@
+"""Input data for tinyjax: the embedded ``tinyjax_shapes`` dataset and tf.data pipelines over TFDS.
+
+Importing this package is cheap: TensorFlow loads only when a pipeline function is first used
+(``tinyjax.data.train_dataset`` and friends resolve lazily), so ``tinyjax.info`` and the planner
+never pay its import time. ``DataError`` is importable without TensorFlow.
+
+Modules: :mod:`tinyjax.data.embedded` (the generated default dataset, a TFDS builder),
+:mod:`tinyjax.data.pipeline` (train/eval ``tf.data`` pipelines, device prefetch),
+:mod:`tinyjax.data.augment` (RandAugment and random erasing in TF ops).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Quiet TensorFlow's C++ logging and keep oneDNN's non-deterministic float reordering off; set
+# before TensorFlow is first imported (setdefault: the user's own setting wins).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from tinyjax.errors import TinyJaxError  # noqa: E402
+
+
+class DataError(TinyJaxError, ValueError):
+    """A dataset that cannot be read as asked: unknown name, missing folder or split, unprepared data."""
+
+
+_LAZY = {
+    "DatasetInfo": "pipeline",
+    "default_data_config": "pipeline",
+    "get_info": "pipeline",
+    "train_dataset": "pipeline",
+    "eval_dataset": "pipeline",
+    "as_numpy_iterator": "pipeline",
+    "prefetch_to_device": "pipeline",
+    "ensure_prepared": "embedded",
+    "load_numpy": "embedded",
+}
+
+__all__ = ["DataError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f"tinyjax.data.{_LAZY[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'tinyjax.data' has no attribute {name!r}")
