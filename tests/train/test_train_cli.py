@@ -1,0 +1,159 @@
+"""``python -m tinyjax.train`` end to end on the embedded dataset: learning, kill -9 and resume,
+SIGTERM, NaN, bad checkpoints and bad input. Runs use a tiny network at 16x16 and share a JAX
+compilation cache, so the identical programs of the resumed runs compile once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tiny import TINY
+
+REPO = Path(__file__).resolve().parents[2]
+
+# End-to-end CLI runs take minutes each on 2 cores: the slow target (`pytest -m slow`).
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("jax_cache")
+    data = os.environ.get("TINYJAX_DATA_DIR") or str(tmp_path_factory.mktemp("tfds"))
+    return dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache),
+                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", TINYJAX_DATA_DIR=data,
+                JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def args(workdir, *extra, steps=30):
+    return [sys.executable, "-m", "tinyjax.train", "--config", str(REPO / "configs/train_embedded.py"),
+            "--workdir", str(workdir), f"--config.spec={TINY.to_json(indent=None)}",
+            "--config.resolution=16", f"--config.total_steps={steps}", "--config.batch_size=32",
+            "--config.eval_batch_size=200", "--config.log_every_steps=5",
+            "--config.checkpoint_every_steps=10", f"--config.eval_every_steps={steps}",
+            "--config.tensorboard=False", *extra]
+
+
+def run(cmd, env, timeout=900):
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
+
+
+def metrics(workdir):
+    return [json.loads(x) for x in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_kill_9_then_rerun_resumes_and_ends_like_an_uninterrupted_run(tmp_path, env):
+    """Tolerance: exact up to 1e-6. The data pipeline restarts at the checkpointed step and the
+    state (weights, BN statistics, optimiser, EMA, RNG) is restored bit for bit, so the resumed
+    run executes the same float operations as the uninterrupted one."""
+    full = run(args(tmp_path / "full"), env)
+    assert full.returncode == 0, full.stderr[-3000:]
+    want = json.loads(full.stdout.strip().splitlines()[-1])
+
+    work = tmp_path / "killed"
+    proc = subprocess.Popen(args(work), env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if (work / "checkpoints" / "20").is_dir():  # killed between two checkpoints
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = run(args(work), env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr
+    got = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert got["step"] == want["step"] == 30
+    for key in ("eval_top1", "eval_top5", "eval_loss"):
+        assert abs(got[key] - want[key]) <= 1e-6, (key, got, want)
+    lines = metrics(work)
+    steps = [m["step"] for m in lines if "train_loss" in m]
+    assert steps == sorted(set(steps)), "lines logged after the last checkpoint must not repeat"
+    full_losses = [m["train_loss"] for m in metrics(tmp_path / "full") if "train_loss" in m]
+    assert [m["train_loss"] for m in lines if "train_loss" in m] == pytest.approx(full_losses, abs=1e-6)
+
+
+def test_sigterm_checkpoints_and_exits_cleanly_and_corrupt_checkpoints_are_named(tmp_path, env):
+    work = tmp_path / "preempted"
+    proc = subprocess.Popen(args(work, steps=400), env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and not (work / "checkpoints" / "10").is_dir():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert "SIGTERM: saved a checkpoint at step" in err
+    saved = max(int(p.name) for p in (work / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved >= 10 and saved < 400
+
+    # Incompatible: another network in the same work directory.
+    other = run([a for a in args(work, steps=400) if not a.startswith("--config.spec=")], env)
+    assert other.returncode == 2
+    assert "different configuration" in other.stderr and str(work / "checkpoints") in other.stderr
+
+    # Corrupt: garbage in the array files of the latest checkpoint.
+    latest = work / "checkpoints" / str(saved)
+    for f in latest.rglob("*"):
+        if f.is_file() and f.suffix not in (".json",) and "meta" not in f.parts:
+            f.write_bytes(b"\x00garbage")
+    bad = run(args(work, steps=400), env)
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    assert str(latest) in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, env):
+    work = tmp_path / "nan"
+    r = run(args(work, "--config.lr=1e30", "--config.warmup_epochs=0.0", steps=40), env)
+    assert r.returncode == 2
+    assert "loss became NaN/Inf at step" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_tiny_model_learns_far_above_chance(tmp_path, env):
+    r = run(args(tmp_path / "learn", "--config.lr=0.02", steps=300), env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    final = json.loads(r.stdout.strip().splitlines()[-1])
+    assert final["eval_top1"] >= 0.5, final  # chance is 0.1 on the 10 classes
+    evals = [m for m in metrics(tmp_path / "learn") if "eval_top1" in m]
+    assert evals and {"step", "eval_top1", "eval_top5"} <= set(evals[-1])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--config.data.name=no_such_dataset"], "no_such_dataset"),
+    (["--config.batch_sise=3"], "unknown config key 'batch_sise'"),
+    (["--config.optimizer=adamw"], "unknown optimizer"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, env, extra, message):
+    r = run(args(tmp_path / "w", *extra), env)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len([x for x in r.stderr.splitlines() if x.startswith("tinyjax.train: error")]) == 1
+
+
+def test_unwritable_workdir_is_exit_2(tmp_path, env):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        r = run(args(locked / "w"), env)
+        assert r.returncode == 2 and "not writable" in r.stderr
+    finally:
+        locked.chmod(0o700)
+
+
+def test_file_in_place_of_workdir_is_exit_2(tmp_path, env):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    r = run(args(blocker / "w"), env)
+    assert r.returncode == 2 and "not writable" in r.stderr

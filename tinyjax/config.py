@@ -1,0 +1,126 @@
+"""Python config files (big_vision style) and dotted command-line overrides.
+
+``configs/FILE.py`` defines ``get_config(arg=None) -> ml_collections.ConfigDict``; on the command
+line ``--config configs/FILE.py:ARG`` passes ``ARG`` (e.g. ``runlocal`` or ``a``) and
+``--config.key.sub=VALUE`` overrides one field, parsed as a Python literal and checked against
+the field's existing type.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+from typing import Sequence
+
+from tinyjax.errors import TinyJaxError
+
+
+class ConfigFileError(TinyJaxError):
+    """A config file or override that cannot be used."""
+
+
+def load_config(path_and_arg: str):
+    """Import ``path[:arg]`` and return ``get_config(arg)``."""
+    path, _, arg = path_and_arg.partition(":")
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigFileError(f"config file {path} not found")
+    spec = importlib.util.spec_from_file_location(f"tinyjax_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - a broken user file
+        raise ConfigFileError(f"config file {path} failed to load: {type(e).__name__}: {e}") from None
+    if not hasattr(module, "get_config"):
+        raise ConfigFileError(f"config file {path} has no get_config(arg) function")
+    try:
+        return module.get_config(arg or None)
+    except (ValueError, KeyError) as e:
+        raise ConfigFileError(f"{path}:{arg}: {e}") from None
+
+
+def _parse(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare string such as a model name
+
+
+def apply_overrides(cfg, overrides: Sequence[str]):
+    """Apply ``key.sub=VALUE`` overrides (without the ``--config.`` prefix). Unknown keys and
+    values of the wrong type raise :class:`ConfigFileError` naming the key."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigFileError(f"override {item!r} needs the form key=value")
+        *parents, leaf = key.split(".")
+        node = cfg
+        for i, p in enumerate(parents):
+            if p not in node:
+                raise ConfigFileError(f"unknown config key {'.'.join(parents[:i + 1])!r} "
+                                      f"(in override {item!r})")
+            node = node[p]
+        if leaf not in node:
+            raise ConfigFileError(f"unknown config key {key!r}; known here: "
+                                  f"{', '.join(sorted(node.keys()))}")
+        value = _parse(raw)
+        old = node[leaf]
+        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(old, (tuple, list)) and isinstance(value, (tuple, list)):
+            value = type(old)(value)
+        try:
+            node[leaf] = value
+        except TypeError:
+            raise ConfigFileError(f"config key {key!r} is a {type(old).__name__}; cannot set it to "
+                                  f"{raw!r}") from None
+    return cfg
+
+
+def train_defaults():
+    """Every training field with its default (the released TinyNet recipe where one applies).
+
+    Configs in ``configs/`` start from this and change what they need; overrides may only set
+    fields that exist here.
+    """
+    from ml_collections import ConfigDict
+
+    from tinyjax.data.pipeline import default_data_config
+
+    c = ConfigDict()
+    c.model = "tinynet_e"          # zoo name; ignored when `spec` is set
+    c.spec = ""                    # a ModelSpec as JSON (ModelSpec.to_json()), e.g. a search result
+    c.resolution = 0               # pixels; 0 = the model's own
+    c.dropout = -1.0               # classifier dropout; < 0 = the spec's own
+    c.drop_path_rate = 0.0
+    c.dtype = "float32"            # compute dtype: float32 | bfloat16 (parameters stay float32)
+    c.dw_impl = "auto"             # depthwise conv: auto | xla | shifted
+    c.data = default_data_config()
+    c.batch_size = 128             # global, over all hosts and devices
+    c.eval_batch_size = 256
+    c.num_epochs = 450.0
+    c.total_steps = 0              # > 0 overrides num_epochs
+    c.optimizer = "rmsprop_tf"     # rmsprop_tf | sgd_nesterov
+    c.schedule = "exponential"     # exponential | cosine
+    c.lr = 0.048 * 128 / 1024      # 0.048 per 1024 images
+    c.warmup_epochs = 3.0
+    c.decay_rate = 0.97
+    c.decay_epochs = 2.4
+    c.momentum = 0.9
+    c.rms_decay = 0.9
+    c.rms_eps = 1e-3
+    c.weight_decay = 1e-5
+    c.label_smoothing = 0.1
+    c.ema_decay = 0.9999           # 0 disables EMA (evaluation then uses the raw weights)
+    c.ema_warmup = False           # timm's min(decay, (1+t)/(10+t))
+    c.seed = 0                     # weights / dropout; population member k uses seed + k
+    c.data_seed = 0                # data order and augmentation
+    c.population = ConfigDict({"size": 1, "lr_scales": ()})
+    c.mesh = ConfigDict({"data": -1})
+    c.log_every_steps = 50
+    c.eval_every_steps = 2000
+    c.checkpoint_every_steps = 1000
+    c.checkpoint_keep = 2
+    c.tensorboard = True
+    return c
