@@ -26,17 +26,12 @@ from tinyjax.spec import ModelSpec
 
 def resolve_model(model: str, resolution: int | None = None) -> ModelSpec:
     """A zoo name, a ModelSpec JSON file or a ProxylessNAS/MCUNet net-config JSON file."""
-    from tinyjax.netconfig import is_net_config, spec_from_net_config
+    from tinyjax.netconfig import is_net_config, read_json, spec_from_net_config
     from tinyjax.zoo import get_spec
 
     if model.endswith(".json") or Path(model).is_file():
         path = Path(model)
-        try:
-            data = json.loads(path.read_text())
-        except OSError as e:
-            raise SpecError(f"cannot read {path}: {e.strerror}") from None
-        except json.JSONDecodeError as e:
-            raise SpecError(f"{path}: not valid JSON ({e})") from None
+        data = read_json(path)
         try:
             if is_net_config(data):
                 name = path.stem.removesuffix("_imagenet")

@@ -147,15 +147,20 @@ def spec_from_net_config(config: dict, name: str = "net_config",
                      act=model_act)
 
 
+def read_json(path: Path) -> Any:
+    """Decode a JSON file; an unreadable or malformed file is a :class:`SpecError` naming it."""
+    try:
+        return json.loads(path.read_text())
+    except OSError as e:
+        raise SpecError(f"cannot read {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{path}: not valid JSON ({e})") from None
+
+
 def load_net_config(path: str | Path, name: str | None = None,
                     resolution: int | None = None) -> ModelSpec:
     """Read a net-config JSON file (e.g. ``mcunet-320kb-1mb_imagenet.json``)."""
     path = Path(path)
-    try:
-        config = json.loads(path.read_text())
-    except OSError as e:
-        raise SpecError(f"cannot read {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise SpecError(f"{path}: not valid JSON: {e}") from None
+    config = read_json(path)
     return spec_from_net_config(config, name=name or path.stem.removesuffix("_imagenet"),
                                 resolution=resolution)

@@ -173,7 +173,7 @@ class _TfdsSource:
         sub = tfds.even_splits(split, n=count)[index] if self.has_metadata else split
         try:
             ds = self.builder.as_dataset(split=sub, shuffle_files=False, decoders=decoders)
-        except AssertionError as e:  # TFDS's way of saying "not prepared"
+        except AssertionError:  # TFDS's way of saying "not prepared"
             raise DataError(f"dataset {self.name!r} is not prepared in {self.data_dir}: prepare it "
                             f"with TFDS (tfds.builder({self.name!r}, data_dir=...).download_and_prepare()"
                             f") or set data_dir to a directory holding a prepared copy") from None
