@@ -101,7 +101,7 @@ def train_defaults():
     c.eval_batch_size = 256
     c.num_epochs = 450.0
     c.total_steps = 0              # > 0 overrides num_epochs
-    c.optimizer = "rmsprop_tf"     # rmsprop_tf | sgd_nesterov
+    c.optimizer = "rmsprop_tf"     # rmsprop_tf | sgd_nesterov | adamw
     c.schedule = "exponential"     # exponential | cosine
     c.lr = 0.048 * 128 / 1024      # 0.048 per 1024 images
     c.warmup_epochs = 3.0

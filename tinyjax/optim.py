@@ -8,6 +8,8 @@
 * ``cosine_schedule``: linear warm-up then cosine to zero (SGD-Nesterov for supernets).
 * Weight decay is L2 added to the gradient (as timm's optimisers do), masked to conv and dense
   kernels: BatchNorm scale/shift and biases are not decayed.
+* ``adamw``: Adam with decoupled weight decay (same mask); the fast recipe for small runs such
+  as the embedded dataset.
 * ``ema_update``: exponential moving average of weights and BN statistics, with timm's optional
   warm-up ``min(decay, (1 + t) / (10 + t))`` so short runs get a useful average.
 
@@ -92,6 +94,12 @@ def sgd_nesterov(schedule: Schedule, momentum: float = 0.9,
     )
 
 
+def adamw(schedule: Schedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+          weight_decay: float = 1e-4) -> optax.GradientTransformation:
+    """Adam with decoupled weight decay, masked to conv and dense kernels."""
+    return optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=decay_mask)
+
+
 def make_schedule(cfg, steps_per_epoch: int, total_steps: int, lr_scale: float = 1.0) -> Schedule:
     """The schedule named by ``cfg.schedule`` (``exponential`` | ``cosine``), learning rate
     ``cfg.lr`` × ``lr_scale``."""
@@ -105,12 +113,15 @@ def make_schedule(cfg, steps_per_epoch: int, total_steps: int, lr_scale: float =
 
 
 def make_optimizer(cfg, schedule: Schedule) -> optax.GradientTransformation:
-    """The optimiser named by ``cfg.optimizer`` (``rmsprop_tf`` | ``sgd_nesterov``)."""
+    """The optimiser named by ``cfg.optimizer`` (``rmsprop_tf`` | ``sgd_nesterov`` | ``adamw``)."""
     if cfg.optimizer == "rmsprop_tf":
         return rmsprop_tf(schedule, cfg.rms_decay, cfg.momentum, cfg.rms_eps, cfg.weight_decay)
     if cfg.optimizer == "sgd_nesterov":
         return sgd_nesterov(schedule, cfg.momentum, cfg.weight_decay)
-    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; use 'rmsprop_tf' or 'sgd_nesterov'")
+    if cfg.optimizer == "adamw":
+        return adamw(schedule, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; use 'rmsprop_tf', 'sgd_nesterov' "
+                      "or 'adamw'")
 
 
 def ema_decay_at(step: jax.Array, decay: float, warmup: bool) -> jax.Array:

@@ -66,7 +66,26 @@ def test_ema_warmup_and_update():
 def test_unknown_optimizer_and_schedule_are_config_errors():
     from ml_collections import ConfigDict
 
-    with pytest.raises(optim.ConfigError, match="unknown optimizer 'adamw'"):
-        optim.make_optimizer(ConfigDict({"optimizer": "adamw"}), lambda s: 0.1)
+    with pytest.raises(optim.ConfigError, match="unknown optimizer 'lamb'"):
+        optim.make_optimizer(ConfigDict({"optimizer": "lamb"}), lambda s: 0.1)
     with pytest.raises(optim.ConfigError, match="unknown schedule"):
         optim.make_schedule(ConfigDict({"schedule": "step", "lr": 0.1}), 10, 100)
+
+
+def test_adamw_decays_kernels_only_and_decouples_the_decay():
+    """With zero gradients Adam's step is 0, so only the decoupled decay moves a weight:
+    w ← w − lr·wd·w for kernels; biases and BN parameters stay put."""
+    from ml_collections import ConfigDict
+
+    tx = optim.make_optimizer(ConfigDict({"optimizer": "adamw", "weight_decay": 0.5}),
+                              lambda step: 0.1)
+    params = {"conv": {"kernel": jnp.full((1, 1, 2, 2), 2.0)}, "bn": {"scale": jnp.ones(2)},
+              "classifier": {"bias": jnp.ones(2)}}
+    state = tx.init(params)
+    zeros = {"conv": {"kernel": jnp.zeros((1, 1, 2, 2))}, "bn": {"scale": jnp.zeros(2)},
+             "classifier": {"bias": jnp.zeros(2)}}
+    updates, _ = tx.update(zeros, state, params)
+    new = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(new["conv"]["kernel"], 2.0 - 0.1 * 0.5 * 2.0, rtol=1e-6)
+    np.testing.assert_array_equal(new["bn"]["scale"], params["bn"]["scale"])
+    np.testing.assert_array_equal(new["classifier"]["bias"], params["classifier"]["bias"])
