@@ -1,0 +1,416 @@
+"""The int8 deployment graph: a small IR of frozen dataclasses, and the graph of a ModelSpec.
+
+A :class:`Graph` is what runs on the microcontroller, one op per kernel call, in execution order:
+batch-norm is already folded into the convolution before it, ReLU/ReLU6 are clamp ranges of the
+op that produces them (``act``), and every other activation (SiLU, sigmoid, hard-swish) is a
+256-entry lookup table op. Two routes give the same graph:
+
+* :func:`graph_from_spec` builds it from a :class:`~tinyjax.spec.ModelSpec` in tens of
+  microseconds, with no JAX (the search calls it for every candidate);
+* ``tinyjax.codegen.trace`` reads it out of ``jax.make_jaxpr`` of the float model.
+
+Tests assert the two are equal (``==`` on the frozen dataclasses) for every zoo model.
+
+Conventions (shared by the tracer, the quantiser, the planner and the C emitter):
+
+* Activation tensors are NHWC with N = 1: ``(1, H, W, C)``; the classifier's output is
+  ``(1, classes)``. A global average pool outputs ``(1, 1, 1, C)`` and a dense op reads that as
+  its flat input (no reshape op: it would move no byte).
+* Every tensor except the graph input is named after the op that produces it; the input is
+  ``"input"``.
+* Op names are the Flax module path of the layer (``stem/conv``, ``blocks_1_0/conv_dw``,
+  ``blocks_1_0/se/conv_reduce``, ``head/conv``, ``classifier``) for ops with weights; ops without
+  weights are named from their scope: ``{conv}/{fn}`` for a lookup-table activation after
+  ``{conv}`` (``blocks_1_0/conv_pw/silu``, ``blocks_1_0/se/conv_expand/sigmoid``),
+  ``{block}/se/pool`` and ``{block}/se/mul`` inside squeeze-excite, ``{block}/add`` for a
+  residual add (inputs: branch first, shortcut second), ``pool`` before the classifier.
+* Weight layouts are CMSIS-NN's: conv ``OHWI`` ``(out, kh, kw, in)``, depthwise
+  ``(1, kh, kw, C·ch_mult)``, dense ``(out, in)``; every conv, depthwise and dense op has an
+  int32 bias of ``out`` entries (zero where the float layer had none) after BN folding.
+* Padding is symmetric ``(pad_h, pad_w)`` as in CMSIS-NN's ``cmsis_nn_conv_params``; output sizes
+  follow ``(in + 2·pad − kernel) // stride + 1``.
+
+Op kinds and their attributes (``op.attrs``, a sorted tuple of ``(key, value)`` pairs):
+
+=================  ============================================================================
+``conv``           ``kernel (kh, kw)``, ``stride (sh, sw)``, ``padding (ph, pw)``, ``in_chs``,
+                   ``out_chs``, ``act`` (``none`` | ``relu`` | ``relu6``)
+``depthwise_conv`` ``kernel``, ``stride``, ``padding``, ``channels``, ``ch_mult``, ``act``
+``dense``          ``in_features``, ``out_features``, ``act``
+``add``            ``act``
+``avg_pool``       ``kernel (kh, kw)``, ``stride (sh, sw)``, ``padding (ph, pw)``
+``lut``            ``fn`` (``silu`` | ``sigmoid`` | ``hard_swish``)
+``channel_mul``    (none): ``inputs[0]`` ``(1, H, W, C)`` times ``inputs[1]`` ``(1, 1, 1, C)``
+``pad``            ``padding ((top, bottom), (left, right))``, filled with the zero point
+``reshape``        (none): the output tensor's shape says it all
+=================  ============================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+
+__all__ = [
+    "ACTIVATIONS_CLAMP",
+    "ACTIVATIONS_LUT",
+    "Graph",
+    "GraphError",
+    "OP_KINDS",
+    "Op",
+    "QuantInfo",
+    "Tensor",
+    "graph_from_spec",
+]
+
+OP_KINDS = ("conv", "depthwise_conv", "dense", "add", "avg_pool", "lut", "channel_mul", "pad",
+            "reshape")
+ACTIVATIONS_CLAMP = ("none", "relu", "relu6")   # fused into the producing op as a clamp range
+ACTIVATIONS_LUT = ("silu", "sigmoid", "hard_swish")  # a 256-entry int8 table op
+WEIGHTED_KINDS = ("conv", "depthwise_conv", "dense")
+
+
+class GraphError(ValueError):
+    """A graph that is not well formed, or a network the int8 graph cannot express."""
+
+
+@dataclass(frozen=True)
+class QuantInfo:
+    """Asymmetric per-tensor int8 quantisation: ``real = scale · (q − zero_point)``."""
+
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """An activation tensor: ``shape`` (NHWC with N = 1, or ``(1, C)``), int8 unless ``dtype``
+    says otherwise, and its quantisation once the graph is quantised (``None`` before)."""
+
+    name: str
+    shape: Tuple[int, ...]
+    dtype: str = "int8"
+    quant: Optional[QuantInfo] = None
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * _ITEMSIZE[self.dtype]
+
+
+_ITEMSIZE = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4}
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class Op:
+    """One kernel call: ``kind`` (one of :data:`OP_KINDS`), activation tensor names in and out,
+    and attributes as a sorted tuple of pairs (hashable; read them with :meth:`attr`)."""
+
+    name: str
+    kind: str
+    inputs: Tuple[str, ...]
+    outputs: Tuple[str, ...]
+    attrs: Tuple[Tuple[str, Any], ...] = ()
+
+    @classmethod
+    def make(cls, name: str, kind: str, inputs: Iterable[str], outputs: Iterable[str] = (),
+             **attrs: Any) -> "Op":
+        """``Op.make("stem/conv", "conv", ["input"], kernel=(3, 3), ...)``; the output defaults to
+        a tensor named like the op."""
+        outputs = tuple(outputs) or (name,)
+        return cls(name, kind, tuple(inputs), outputs,
+                   tuple(sorted((k, _freeze(v)) for k, v in attrs.items())))
+
+    def attr(self, key: str, default: Any = ...) -> Any:
+        for k, v in self.attrs:
+            if k == key:
+                return v
+        if default is ...:
+            raise KeyError(f"op {self.name} ({self.kind}) has no attribute {key!r}")
+        return default
+
+    @property
+    def attr_dict(self) -> Dict[str, Any]:
+        return dict(self.attrs)
+
+    @property
+    def output(self) -> str:
+        return self.outputs[0]
+
+    @property
+    def weight_shape(self) -> Optional[Tuple[int, ...]]:
+        """The int8 weight tensor's shape in CMSIS-NN layout, or ``None`` for ops without one."""
+        if self.kind == "conv":
+            kh, kw = self.attr("kernel")
+            return (self.attr("out_chs"), kh, kw, self.attr("in_chs"))
+        if self.kind == "depthwise_conv":
+            kh, kw = self.attr("kernel")
+            return (1, kh, kw, self.attr("channels") * self.attr("ch_mult"))
+        if self.kind == "dense":
+            return (self.attr("out_features"), self.attr("in_features"))
+        return None
+
+    @property
+    def out_channels(self) -> Optional[int]:
+        """Entries of the bias (and of the per-channel multiplier/shift) of a weighted op."""
+        shape = self.weight_shape
+        if shape is None:
+            return None
+        return shape[3] if self.kind == "depthwise_conv" else shape[0]
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Tensors and ops in execution order. ``inputs``/``outputs`` name graph tensors."""
+
+    tensors: Tuple[Tensor, ...]
+    ops: Tuple[Op, ...]
+    inputs: Tuple[str, ...] = ("input",)
+    outputs: Tuple[str, ...] = ()
+    _index: Mapping[str, Tensor] = field(default=None, init=False, repr=False, compare=False,
+                                         hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {t.name: t for t in self.tensors})
+
+    def tensor(self, name: str) -> Tensor:
+        try:
+            return self._index[name]
+        except KeyError:
+            raise GraphError(f"no tensor named {name!r} in the graph") from None
+
+    def op(self, name: str) -> Op:
+        for op in self.ops:
+            if op.name == name:
+                return op
+        raise GraphError(f"no op named {name!r} in the graph")
+
+    def producers(self) -> Dict[str, int]:
+        """Tensor name -> index of the op that writes it (graph inputs are absent)."""
+        return {t: i for i, op in enumerate(self.ops) for t in op.outputs}
+
+    def consumers(self) -> Dict[str, Tuple[int, ...]]:
+        """Tensor name -> indices of the ops that read it, in execution order."""
+        out: Dict[str, list] = {t.name: [] for t in self.tensors}
+        for i, op in enumerate(self.ops):
+            for t in op.inputs:
+                out[t].append(i)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def with_quant(self, quant: Mapping[str, QuantInfo]) -> "Graph":
+        """The same graph with every named tensor's quantisation set."""
+        missing = [t.name for t in self.tensors if t.name not in quant]
+        if missing:
+            raise GraphError(f"no quantisation for tensor(s) {', '.join(missing[:5])}")
+        tensors = tuple(Tensor(t.name, t.shape, t.dtype, quant[t.name]) for t in self.tensors)
+        return Graph(tensors, self.ops, self.inputs, self.outputs)
+
+    def without_quant(self) -> "Graph":
+        return Graph(tuple(Tensor(t.name, t.shape, t.dtype) for t in self.tensors), self.ops,
+                     self.inputs, self.outputs)
+
+    def validate(self) -> "Graph":
+        """Check names are unique, every input is defined before it is read, kinds and attributes
+        are known, and each op's output shape follows from its inputs. Returns ``self``."""
+        names = [t.name for t in self.tensors]
+        if len(set(names)) != len(names):
+            raise GraphError("tensor names are not unique")
+        op_names = [op.name for op in self.ops]
+        if len(set(op_names)) != len(op_names):
+            raise GraphError("op names are not unique")
+        defined = set(self.inputs)
+        for op in self.ops:
+            if op.kind not in OP_KINDS:
+                raise GraphError(f"op {op.name}: unknown kind {op.kind!r}")
+            for t in op.inputs:
+                if t not in defined:
+                    raise GraphError(f"op {op.name} reads {t!r} before it is written")
+            if op.kind == "reshape":  # the output names its shape; only the size must agree
+                expected = self.tensor(op.output).shape
+                if self.tensor(op.inputs[0]).size != self.tensor(op.output).size:
+                    raise GraphError(f"op {op.name}: reshapes {self.tensor(op.inputs[0]).shape} "
+                                     f"to {expected}")
+            else:
+                expected = infer_shape(op, [self.tensor(t).shape for t in op.inputs])
+            for t in op.outputs:
+                if t in defined:
+                    raise GraphError(f"tensor {t!r} is written twice")
+                if self.tensor(t).shape != expected:
+                    raise GraphError(f"op {op.name}: output {t} has shape {self.tensor(t).shape}, "
+                                     f"its inputs give {expected}")
+                defined.add(t)
+        for t in self.outputs:
+            if t not in defined:
+                raise GraphError(f"graph output {t!r} is never written")
+        return self
+
+    def macs(self, op: Op) -> int:
+        """Multiply-accumulates of one op (0 for ops without weights)."""
+        out = self.tensor(op.output).shape
+        if op.kind == "conv":
+            kh, kw = op.attr("kernel")
+            return out[1] * out[2] * out[3] * kh * kw * op.attr("in_chs")
+        if op.kind == "depthwise_conv":
+            kh, kw = op.attr("kernel")
+            return out[1] * out[2] * out[3] * kh * kw
+        if op.kind == "dense":
+            return op.attr("in_features") * op.attr("out_features")
+        return 0
+
+    def total_macs(self) -> int:
+        return sum(self.macs(op) for op in self.ops)
+
+
+def _out_hw(h: int, w: int, op: Op) -> Tuple[int, int]:
+    kh, kw = op.attr("kernel")
+    sh, sw = op.attr("stride")
+    ph, pw = op.attr("padding")
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    if oh < 1 or ow < 1:
+        raise GraphError(f"op {op.name}: a {h}x{w} input is too small for kernel {kh}x{kw}")
+    return oh, ow
+
+
+def infer_shape(op: Op, in_shapes) -> Tuple[int, ...]:
+    """The output shape of ``op`` given its input shapes (raises :class:`GraphError`)."""
+    k = op.kind
+    if k in ("conv", "depthwise_conv", "avg_pool"):
+        n, h, w, c = in_shapes[0]
+        oh, ow = _out_hw(h, w, op)
+        if k == "conv":
+            if c != op.attr("in_chs"):
+                raise GraphError(f"op {op.name}: input has {c} channels, in_chs={op.attr('in_chs')}")
+            return (n, oh, ow, op.attr("out_chs"))
+        if k == "depthwise_conv":
+            if c != op.attr("channels"):
+                raise GraphError(f"op {op.name}: input has {c} channels, "
+                                 f"channels={op.attr('channels')}")
+            return (n, oh, ow, c * op.attr("ch_mult"))
+        return (n, oh, ow, c)
+    if k == "dense":
+        flat = 1
+        for d in in_shapes[0][1:]:
+            flat *= d
+        if flat != op.attr("in_features"):
+            raise GraphError(f"op {op.name}: input has {flat} features, "
+                             f"in_features={op.attr('in_features')}")
+        return (in_shapes[0][0], op.attr("out_features"))
+    if k == "add":
+        if in_shapes[0] != in_shapes[1]:
+            raise GraphError(f"op {op.name}: adds {in_shapes[0]} and {in_shapes[1]}")
+        return tuple(in_shapes[0])
+    if k == "lut":
+        if op.attr("fn") not in ACTIVATIONS_LUT:
+            raise GraphError(f"op {op.name}: no lookup table for {op.attr('fn')!r}")
+        return tuple(in_shapes[0])
+    if k == "channel_mul":
+        x, g = in_shapes
+        if tuple(g) != (x[0], 1, 1, x[3]):
+            raise GraphError(f"op {op.name}: gate {g} does not match {x}")
+        return tuple(x)
+    if k == "pad":
+        (t, b), (l, r) = op.attr("padding")
+        n, h, w, c = in_shapes[0]
+        return (n, h + t + b, w + l + r, c)
+    if k == "reshape":
+        raise GraphError(f"op {op.name}: a reshape's shape comes from its output tensor")
+    raise GraphError(f"op {op.name}: unknown kind {k!r}")
+
+
+class _Builder:
+    def __init__(self, shape: Tuple[int, ...]):
+        self.tensors = [Tensor("input", shape)]
+        self.ops = []
+        self.shapes = {"input": shape}
+
+    def add(self, op: Op, shape: Optional[Tuple[int, ...]] = None) -> str:
+        if shape is None:
+            shape = infer_shape(op, [self.shapes[t] for t in op.inputs])
+        self.ops.append(op)
+        self.tensors.append(Tensor(op.output, shape))
+        self.shapes[op.output] = shape
+        return op.output
+
+    # conv and dwconv build attrs already sorted and frozen: graph_from_spec is on the search's
+    # per-candidate path, so it avoids Op.make's generic normalisation and infer_shape.
+    def conv(self, x: str, name: str, out_chs: int, kernel: int, stride: int, act: str) -> str:
+        fused = act if act in ACTIVATIONS_CLAMP else "none"
+        p = kernel // 2
+        n, h, w, c = self.shapes[x]
+        oh, ow = (h + 2 * p - kernel) // stride + 1, (w + 2 * p - kernel) // stride + 1
+        if oh < 1 or ow < 1:
+            raise GraphError(f"op {name}: a {h}x{w} input is too small for kernel {kernel}x{kernel}")
+        attrs = (("act", fused), ("in_chs", c), ("kernel", (kernel, kernel)), ("out_chs", out_chs),
+                 ("padding", (p, p)), ("stride", (stride, stride)))
+        y = self.add(Op(name, "conv", (x,), (name,), attrs), (n, oh, ow, out_chs))
+        return self.activation(y, name, act)
+
+    def dwconv(self, x: str, name: str, kernel: int, stride: int, act: str) -> str:
+        fused = act if act in ACTIVATIONS_CLAMP else "none"
+        p = kernel // 2
+        n, h, w, c = self.shapes[x]
+        oh, ow = (h + 2 * p - kernel) // stride + 1, (w + 2 * p - kernel) // stride + 1
+        if oh < 1 or ow < 1:
+            raise GraphError(f"op {name}: a {h}x{w} input is too small for kernel {kernel}x{kernel}")
+        attrs = (("act", fused), ("ch_mult", 1), ("channels", c), ("kernel", (kernel, kernel)),
+                 ("padding", (p, p)), ("stride", (stride, stride)))
+        y = self.add(Op(name, "depthwise_conv", (x,), (name,), attrs), (n, oh, ow, c))
+        return self.activation(y, name, act)
+
+    def activation(self, x: str, name: str, act: str) -> str:
+        if act in ACTIVATIONS_CLAMP:
+            return x
+        if act not in ACTIVATIONS_LUT:
+            raise GraphError(f"{name}: activation {act!r} has no int8 form; use relu, relu6, "
+                             f"silu, sigmoid or hard_swish")
+        lut = f"{name}/{act}"
+        return self.add(Op(lut, "lut", (x,), (lut,), (("fn", act),)), self.shapes[x])
+
+    def global_pool(self, x: str, name: str) -> str:
+        _, h, w, _ = self.shapes[x]
+        return self.add(Op.make(name, "avg_pool", [x], kernel=(h, w), stride=(1, 1),
+                                padding=(0, 0)))
+
+
+def graph_from_spec(spec, resolution: Optional[int] = None) -> Graph:
+    """The int8 deployment graph of ``spec`` at ``resolution`` (default: the spec's own)."""
+    r = int(resolution or spec.resolution)
+    g = _Builder((1, r, r, spec.in_chs))
+    act = spec.act
+    x = g.conv("input", "stem/conv", spec.stem.out_chs, spec.stem.kernel, spec.stem.stride, act)
+    for b in spec.resolved_blocks():
+        shortcut = x
+        n = b.name
+        if b.type == "ir":
+            x = g.conv(x, f"{n}/conv_pw", b.mid_chs, 1, 1, b.act)
+        x = g.dwconv(x, f"{n}/conv_dw", b.kernel, b.stride, b.act)
+        if b.se_chs:
+            s = g.global_pool(x, f"{n}/se/pool")
+            s = g.conv(s, f"{n}/se/conv_reduce", b.se_chs, 1, 1, b.act)
+            s = g.conv(s, f"{n}/se/conv_expand", b.mid_chs, 1, 1, "sigmoid")
+            x = g.add(Op.make(f"{n}/se/mul", "channel_mul", [x, s]))
+        x = g.conv(x, f"{n}/conv_pwl" if b.type == "ir" else f"{n}/conv_pw", b.out_chs, 1, 1, "none")
+        if b.has_skip:
+            x = g.add(Op(f"{n}/add", "add", (x, shortcut), (f"{n}/add",), (("act", "none"),)),
+                      g.shapes[x])
+    if spec.head.out_chs is not None:
+        x = g.conv(x, "head/conv", spec.head.out_chs, 1, 1, act)
+    x = g.global_pool(x, "pool")
+    c = g.shapes[x][3]
+    x = g.add(Op.make("classifier", "dense", [x], in_features=c, out_features=spec.num_classes,
+                      act="none"))
+    return Graph(tuple(g.tensors), tuple(g.ops), ("input",), (x,))
