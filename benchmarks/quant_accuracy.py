@@ -1,0 +1,180 @@
+"""Top-1 of a trained model in float (Flax) and in int8 (the integer reference interpreter).
+
+    python -m tinyjax.train --config configs/train_embedded.py --workdir W
+    python benchmarks/quant_accuracy.py --workdir W [--config configs/train_embedded.py]
+                                        [--calib-batches 8] [--method minmax|percentile]
+
+Loads the latest checkpoint of the run in ``W`` (the EMA weights when the config enables an
+EMA, else the weights themselves), folds BatchNorm, calibrates activation ranges on
+``--calib-batches`` training batches (the training pipeline, augmentation included), quantises
+to int8 (TFLite/CMSIS-NN scheme) and evaluates on the whole evaluation split:
+
+* the float model (``model.apply`` under ``jax.jit``),
+* the int8 model run by :func:`tinyjax.codegen.interpreter.run_int8` (bit-exact CMSIS-NN
+  kernels, what the generated C computes),
+* the fake-quantised float simulation of the same int8 model.
+
+It prints both top-1s, their difference in points, how often the predictions agree, and how
+closely the integer logits follow the float simulation. The config must be the one the run was
+trained with (the checkpoint's fingerprint is checked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: Sequence[str] | None):
+    p = argparse.ArgumentParser(
+        prog="python benchmarks/quant_accuracy.py",
+        description="Float vs int8 (integer reference interpreter) top-1 of a training run.")
+    p.add_argument("--workdir", required=True, help="work directory of python -m tinyjax.train")
+    p.add_argument("--config", default=str(REPO / "configs" / "train_embedded.py"),
+                   metavar="FILE.py[:ARG]", help="the config the run was trained with "
+                   "(default: configs/train_embedded.py)")
+    p.add_argument("--calib-batches", type=int, default=8,
+                   help="training batches used to calibrate activation ranges (default 8)")
+    p.add_argument("--method", choices=("minmax", "percentile"), default="minmax",
+                   help="calibration: min/max (default) or percentiles")
+    p.add_argument("--percentile", type=float, default=99.99)
+    p.add_argument("--json", action="store_true", help="also print the numbers as one JSON line")
+    return p.parse_args(argv)
+
+
+def load_run(workdir: Path, config: str):
+    """(cfg, spec, model, variables, step) of the latest checkpoint in ``workdir``."""
+    import jax
+
+    from tinyjax import optim
+    from tinyjax.config import load_config
+    from tinyjax.data import pipeline
+    from tinyjax.errors import TinyJaxError
+    from tinyjax.spec import ModelSpec
+    from tinyjax.trainer import (Checkpoints, build_model, create_train_state, fingerprint,
+                                 spec_from_config)
+
+    if not workdir.is_dir():
+        raise TinyJaxError(f"work directory {workdir} does not exist")
+    if not (workdir / "checkpoints").is_dir():
+        raise TinyJaxError(f"{workdir} has no checkpoints/ folder; train first with "
+                           f"python -m tinyjax.train --config ... --workdir {workdir}")
+    cfg = load_config(config)
+    if int(cfg.population.size) != 1:
+        raise TinyJaxError("population runs are not supported; quantise one member at a time")
+    info = pipeline.get_info(cfg.data)
+    spec = spec_from_config(cfg, info.num_classes)
+    saved = workdir / "spec.json"
+    if saved.exists() and ModelSpec.from_json(saved.read_text()) != spec:
+        raise TinyJaxError(f"{saved} is not the model of {config}; pass the config the run was "
+                           "trained with (--config)")
+    ckpt = Checkpoints(workdir, cfg.checkpoint_keep, fingerprint(cfg, spec, 1))
+    step = ckpt.latest_step()
+    if step is None:
+        raise TinyJaxError(f"no checkpoint in {ckpt.directory}")
+    model = build_model(cfg, spec)
+    steps_per_epoch = max(1, info.num_train // cfg.batch_size)
+    total = int(cfg.total_steps or round(cfg.num_epochs * steps_per_epoch))
+    tx = optim.make_optimizer(cfg, optim.make_schedule(cfg, steps_per_epoch, total))
+    like = create_train_state(model, tx, cfg.seed)
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    state, _ = ckpt.restore(like, jax.tree_util.tree_map(lambda _: device, like))
+    if cfg.ema_decay > 0:
+        variables = {"params": state.ema_params, "batch_stats": state.ema_batch_stats}
+    else:
+        variables = {"params": state.params, "batch_stats": state.batch_stats}
+    return cfg, spec, model, jax.device_get(variables), int(step)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    import jax
+    import numpy as np
+
+    from tinyjax.codegen import interpreter, quantize as Q
+    from tinyjax.codegen.graph import graph_from_spec
+    from tinyjax.data import pipeline
+    from tinyjax.errors import TinyJaxError
+
+    if args.calib_batches < 1:
+        raise TinyJaxError("--calib-batches must be at least 1")
+    t0 = time.time()
+    cfg, spec, model, variables, step = load_run(Path(args.workdir), args.config)
+    print(f"model {spec.name} @ {spec.resolution}px, checkpoint step {step} "
+          f"({'EMA' if cfg.ema_decay > 0 else 'raw'} weights)", flush=True)
+
+    graph = graph_from_spec(spec)
+    float_params = Q.fold_batchnorm(spec, variables)
+    train = pipeline.train_dataset(cfg.data, batch_size=cfg.batch_size, resolution=spec.resolution,
+                                   seed=cfg.data_seed).as_numpy_iterator()
+    calib = [next(train)["image"] for _ in range(args.calib_batches)]
+    ranges = Q.calibrate(graph, float_params, calib, method=args.method,
+                         percentile=args.percentile)
+    qmodel = Q.quantize(graph, float_params, ranges)
+    print(f"calibrated on {sum(len(b) for b in calib)} training images ({args.method})", flush=True)
+
+    apply = jax.jit(model.apply)
+    out = graph.outputs[0]
+    labels, p_float, p_int8, p_fake = [], [], [], []
+    lsb_ok = lsb_total = 0
+    t_int8 = 0.0
+    for batch in pipeline.eval_dataset(cfg.data, batch_size=cfg.eval_batch_size,
+                                       resolution=spec.resolution).as_numpy_iterator():
+        keep = batch["mask"] > 0
+        x = batch["image"][keep]
+        if not len(x):
+            continue
+        labels.append(batch["label"][keep])
+        p_float.append(np.asarray(apply(variables, x)).argmax(-1))
+        t = time.time()
+        q_logits = interpreter.run_int8(qmodel, Q.quantize_input(qmodel, x))[out]
+        t_int8 += time.time() - t
+        p_int8.append(q_logits.argmax(-1))
+        fake = interpreter.run_fake_quant(qmodel, x)[out]
+        p_fake.append(fake.argmax(-1))
+        info = qmodel.quant(out)
+        fake_codes = np.round(fake / info.scale) + info.zero_point
+        lsb_ok += int((np.abs(fake_codes - q_logits.astype(np.int64)) <= 1).sum())
+        lsb_total += q_logits.size
+    if not labels:
+        raise TinyJaxError("the evaluation split is empty")
+    labels = np.concatenate(labels)
+    p_float, p_int8, p_fake = map(np.concatenate, (p_float, p_int8, p_fake))
+    n = len(labels)
+    top1_float = float((p_float == labels).mean())
+    top1_int8 = float((p_int8 == labels).mean())
+    top1_fake = float((p_fake == labels).mean())
+    agree = float((p_float == p_int8).mean())
+    agree_fake = float((p_fake == p_int8).mean())
+    logits_1lsb = lsb_ok / lsb_total
+    print(f"evaluation split: {n} images")
+    print(f"top-1 float (Flax)              {100 * top1_float:6.2f} %")
+    print(f"top-1 int8  (integer reference) {100 * top1_int8:6.2f} %")
+    print(f"difference int8 - float         {100 * (top1_int8 - top1_float):+6.2f} points")
+    print(f"predictions agreeing float/int8 {100 * agree:6.2f} %")
+    print(f"top-1 fake-quant (float sim.)   {100 * top1_fake:6.2f} %   predictions agreeing with "
+          f"int8 {100 * agree_fake:.2f} %, logits within 1 LSB {100 * logits_1lsb:.2f} %")
+    print(f"int8 interpreter {t_int8:.1f} s for {n} images; total {time.time() - t0:.1f} s")
+    if args.json:
+        print(json.dumps({"images": n, "top1_float": top1_float, "top1_int8": top1_int8,
+                          "delta_points": 100 * (top1_int8 - top1_float), "agreement": agree,
+                          "top1_fake_quant": top1_fake, "agreement_fake_int8": agree_fake,
+                          "logits_within_1lsb": logits_1lsb, "step": step}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    from tinyjax.errors import run_cli
+
+    sys.exit(run_cli(main, prog="quant_accuracy"))
