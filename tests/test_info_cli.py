@@ -78,3 +78,83 @@ def test_zoo_listing_and_no_framework_import():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "mcunet_in3" in r.stdout and "tinynet_a" in r.stdout
+
+
+# --------------------------------------------------------------------------- memory report
+
+
+def test_json_has_the_planned_memory(capsys):
+    from tinyjax.codegen.graph import graph_from_spec
+    from tinyjax.codegen.kernels import flash_bytes
+    from tinyjax.codegen.memory import plan_graph
+
+    assert main(["mcunet_in1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    g = graph_from_spec(get_spec("mcunet_in1"))
+    p = plan_graph(g, "cortex-m7")
+    assert report["target"] == "cortex-m7"
+    assert report["peak_sram_bytes"] == p.peak_bytes
+    assert report["sram_lower_bound_bytes"] == p.lower_bound_bytes <= report["peak_sram_bytes"]
+    assert report["flash_bytes"] == flash_bytes(g)
+    # the input image alone is 96*96*3 bytes: the arena holds it and more
+    assert report["peak_sram_bytes"] > 96 * 96 * 3
+
+
+def test_target_option_changes_the_scratch(capsys):
+    # stem 3x3x3 im2col: 2*align4(27)*2 = 112 B on the DSP path, 4*ceil(27/16)*16 = 128 B on MVE
+    def stem_scratch(target):
+        assert main(["mcunet_in0", "--layers", "--target", target]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith(f"target {target}:")
+        row = next(line.split() for line in out if line.split()[1:2] == ["stem/conv"])
+        return int(row[7])
+
+    assert stem_scratch("cortex-m7") == stem_scratch("cortex-m4") == stem_scratch("host") == 112
+    assert stem_scratch("cortex-m55") == 128
+    assert main(["mcunet_in0", "--json", "--target", "host"]) == 0
+    assert json.loads(capsys.readouterr().out)["target"] == "host"
+
+
+def test_unknown_target_exits_2_naming_the_targets():
+    r = run("mcunet_in0", "--target", "cortex-m99")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert all(t in lines[0] for t in ("cortex-m99", "cortex-m4", "cortex-m7", "cortex-m55", "host"))
+
+
+def test_layers_table_and_plan_png(tmp_path):
+    png = tmp_path / "plan.png"
+    r = run("mcunet_in0", "--layers", "--plan-png", str(png))
+    assert r.returncode == 0, r.stderr
+    assert "target cortex-m7: peak" in r.stdout
+    assert "blocks_1_0/conv_dw" in r.stdout and "tjx_depthwise_conv_inplace_s8" in r.stdout
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" in data[-12:]
+
+
+def test_plan_png_to_an_unwritable_place_exits_2(tmp_path):
+    r = run("mcunet_in0", "--plan-png", str(tmp_path / "no" / "such" / "dir.png"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_model_without_int8_form_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    from tinyjax.codegen import graph as graph_mod
+    from tinyjax.errors import run_cli
+
+    spec = get_spec("mcunet_in0").with_(act="hard_swish")
+    path = tmp_path / "hs.json"
+    path.write_text(spec.to_json())
+    monkeypatch.setattr(graph_mod, "ACTIVATIONS_LUT", ("silu", "sigmoid"))
+    assert run_cli(main, [str(path), "--json"], prog="tinyjax.info") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "hard_swish" in err[0] and "int8" in err[0]
+
+
+def test_memory_fields_without_jax():
+    code = ("import sys, json, io, contextlib; from tinyjax.info import main; f = io.StringIO()\n"
+            "with contextlib.redirect_stdout(f): main(['mcunet_in2', '--json'])\n"
+            "assert json.loads(f.getvalue())['peak_sram_bytes'] > 0\n"
+            "assert not {'jax', 'tensorflow', 'torch'} & set(sys.modules), 'heavy import'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -7,6 +7,13 @@ Examples::
     python -m tinyjax.info tinynet_e --json      # one JSON object (name, resolution, params, macs, ...)
     python -m tinyjax.info mcunet-320kb-1mb_imagenet.json --resolution 160   # a net-config file
     python -m tinyjax.info my_spec.json          # a ModelSpec JSON (ModelSpec.to_json)
+    python -m tinyjax.info mcunet_in3 --layers   # per-layer kernels, scratch, live bytes, offsets
+    python -m tinyjax.info mcunet_in3 --target cortex-m4 --plan-png plan.png
+
+The memory figures (``peak_sram_bytes``: the planned arena with input image, activations, scratch
+and alignment; ``sram_lower_bound_bytes``; ``flash_bytes``: weights, biases, requantisation
+parameters, lookup tables) come from the int8 deployment graph and the memory planner the C
+emitter uses, for ``--target`` (default cortex-m7).
 
 Imports neither JAX nor TensorFlow: it answers in milliseconds.
 """
@@ -20,8 +27,28 @@ from pathlib import Path
 from typing import Sequence
 
 from tinyjax.counting import ModelStats, count
-from tinyjax.errors import SpecError, run_cli
+from tinyjax.errors import SpecError, TinyJaxError, run_cli
 from tinyjax.spec import ModelSpec
+
+DEFAULT_TARGET = "cortex-m7"  # == tinyjax.codegen.kernels.DEFAULT_TARGET
+
+
+class NotDeployableError(TinyJaxError, ValueError):
+    """A model the int8 deployment graph cannot express (e.g. an activation without int8 form)."""
+
+
+def memory_plan(spec: ModelSpec, target: str = DEFAULT_TARGET):
+    """``(GraphPlan, flash_bytes)`` of ``spec`` on ``target`` (pure Python, no JAX)."""
+    from tinyjax.codegen.graph import GraphError, graph_from_spec
+    from tinyjax.codegen.kernels import flash_bytes, get_target
+    from tinyjax.codegen.memory import plan_graph
+
+    get_target(target)  # UnknownTargetError before any work
+    try:
+        graph = graph_from_spec(spec)
+    except GraphError as e:
+        raise NotDeployableError(f"{spec.name} cannot be deployed as int8: {e}") from None
+    return plan_graph(graph, target), flash_bytes(graph)
 
 
 def resolve_model(model: str, resolution: int | None = None) -> ModelSpec:
@@ -48,9 +75,11 @@ def _fmt_count(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}K"
 
 
-def summary(spec: ModelSpec, stats: ModelStats | None = None) -> dict:
-    """The JSON report of a model."""
+def summary(spec: ModelSpec, stats: ModelStats | None = None, target: str = DEFAULT_TARGET,
+            plan=None) -> dict:
+    """The JSON report of a model (memory figures in bytes, for ``target``)."""
     stats = stats or count(spec)
+    gp, flash = plan or memory_plan(spec, target)
     return {
         "name": spec.name,
         "resolution": spec.resolution,
@@ -58,6 +87,10 @@ def summary(spec: ModelSpec, stats: ModelStats | None = None) -> dict:
         "params": stats.params,
         "macs": stats.macs,
         "max_layer_io_elems": stats.max_layer_io_elems,
+        "target": gp.target,
+        "peak_sram_bytes": gp.peak_bytes,
+        "sram_lower_bound_bytes": gp.lower_bound_bytes,
+        "flash_bytes": flash,
         "layers": [{"name": x.name, "op": x.op, "in_shape": list(x.in_shape),
                     "out_shape": list(x.out_shape), "params": x.params, "macs": x.macs}
                    for x in stats.layers],
@@ -123,8 +156,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resolution", type=_positive_int, metavar="R",
                         help="input resolution in pixels (default: the model's own)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--target", default=DEFAULT_TARGET, metavar="T",
+                        help="deployment target for the memory figures: cortex-m4, cortex-m7, "
+                             "cortex-m55 or host (default: %(default)s)")
+    parser.add_argument("--layers", action="store_true",
+                        help="print the per-layer table: kernel, shapes, MACs, scratch, live "
+                             "bytes, arena offsets")
+    parser.add_argument("--plan-png", metavar="FILE",
+                        help="write a picture of the memory plan (address x time) as PNG")
     parser.add_argument("--list", action="store_true", help="list zoo names and exit")
     args = parser.parse_args(argv)
+
+    from tinyjax.codegen.kernels import get_target
+    get_target(args.target)  # one-line error naming the valid targets, exit 2
 
     if args.list:
         from tinyjax.zoo import list_models
@@ -133,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.model is None:
         if args.json:
             from tinyjax.zoo import get_spec, list_models
-            out = [{k: v for k, v in summary(get_spec(n)).items() if k not in ("layers", "spec")}
+            out = [{k: v for k, v in summary(get_spec(n), target=args.target).items()
+                    if k not in ("layers", "spec")}
                    for n in list_models()]
             print(json.dumps(out, indent=2))
         else:
@@ -141,10 +186,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     spec = resolve_model(args.model, args.resolution)
     stats = count(spec)
+    plan = memory_plan(spec, args.target)
+    if args.plan_png:
+        from tinyjax.codegen.report import plan_png
+        try:
+            Path(args.plan_png).write_bytes(plan_png(plan[0]))
+        except OSError as e:
+            raise TinyJaxError(f"cannot write {args.plan_png}: {e.strerror or e}") from None
     if args.json:
-        print(json.dumps(summary(spec, stats), indent=2))
+        print(json.dumps(summary(spec, stats, args.target, plan), indent=2))
+    elif args.layers:
+        from tinyjax.codegen.report import layer_table
+        print(layer_table(plan[0]))
     else:
+        gp, flash = plan
         print(stage_table(spec, stats))
+        print(f"memory ({gp.target}): peak SRAM {gp.peak_bytes / 1024:.1f} kB (lower bound "
+              f"{gp.lower_bound_bytes / 1024:.1f} kB), flash {flash / 1024:.1f} kB "
+              f"(weights and constants)")
     return 0
 
 

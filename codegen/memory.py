@@ -1,0 +1,530 @@
+"""The memory plan of a deployment graph: every run-time byte placed in one arena.
+
+``Graph -> GraphPlan``. The buffers handed to :func:`tinyjax.codegen.planner.plan` are
+
+* one per tensor *group*: the input image, every activation, and the tensors that share bytes
+  with an earlier one (below), alive from the first member's producer (op 0 for the input image)
+  to the last member's last reader (the end for graph outputs), as large as the largest member;
+* one per op with scratch (``KernelChoice.scratch_bytes``, CMSIS-NN's ``*_get_buffer_size`` for
+  the target, or the in-place depthwise kernel's temporary), alive during that op only.
+
+Offsets are aligned to ``planner.DEFAULT_ALIGNMENT`` and the plan is checked by ``planner.verify``.
+A tensor that shares bytes is not a separate buffer, so the planner still sees disjoint buffers and
+``verify`` still proves that no live bytes are overwritten.
+
+Sharing (TinyEngine's in-place updates), only where legal in the chosen execution order:
+
+* a depthwise conv with ``ch_mult == 1`` writes over its input (``tjx_depthwise_conv_inplace_s8``:
+  output channel c is computed into an out_h·out_w temporary from input channel c, then scattered
+  over channel c's slots, which hold no other channel's data; stride 1 and 2 alike);
+* an elementwise ``add``, a ``lut`` and a ``channel_mul`` write over an input (for ``add`` the
+  shortcut, inputs[1], is preferred, then the branch);
+* a ``reshape`` is a zero-copy view of its input.
+
+An op may overwrite input ``x`` only when the last reader of every tensor sharing ``x``'s bytes is
+that op (no other consumer later in the order, e.g. not a residual shortcut still needed by the
+add), the group holds no graph output, and the op's other inputs live elsewhere.
+
+A shared buffer keeps its largest member's size for its whole lifetime: after a stride-2 in-place
+depthwise conv the input's surplus bytes are not handed back before the output dies (simple and
+safe; on the MCUNet models the plans still meet the lower bound of their buffers).
+
+Planner: ``algorithm="portfolio"`` (the default) first tries the portfolio's cheapest member,
+greedy by size, alone, and keeps it when it meets the lower bound (it is then optimal); otherwise
+the whole portfolio runs. It saves the portfolio's other placements on the search's hot path
+(greedy by size met the bound on every MCUNet zoo model and on 200 random MCUNet-like specs).
+
+Execution order: where the graph has branches (its topological order is not unique), a bounded set
+of topological orders is tried (the given one, a memory-greedy one, and up to ``MAX_ORDERS``
+enumerated ones); the ``PLANNED_ORDERS`` with the smallest lower bound, and the given one, are
+planned and the smallest peak wins (never worse than the given order).
+A chain (MCUNet, MobileNet, EfficientNet: every op reads its predecessor's output) has one order.
+
+Units: bytes; times are positions in the execution order.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from .graph import Graph, GraphError, graph_from_spec
+from .kernels import DEFAULT_TARGET, KernelChoice, Target, flash_bytes, get_target, kernel_row
+from .planner import DEFAULT_ALIGNMENT, Buffer, MemoryPlan, lower_bound, plan
+
+__all__ = [
+    "GraphPlan",
+    "MAX_ORDERS",
+    "fits",
+    "peak_sram_bytes",
+    "plan_graph",
+    "scratch_name",
+]
+
+#: Topological orders enumerated at most when the graph has branches.
+MAX_ORDERS = 32
+#: Of those, how many (smallest lower bound first) are fully planned.
+PLANNED_ORDERS = 3
+
+_ELEMENTWISE_IN_PLACE = ("add", "lut", "channel_mul")
+_SCRATCH_KINDS = ("conv", "depthwise_conv", "dense", "avg_pool")  # the others never need any
+_SCRATCH_CACHE: Dict[tuple, int] = {}
+_ITEMSIZE = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4}
+
+
+def scratch_name(op_name: str) -> str:
+    """The buffer name of an op's scratch (``#`` never occurs in tensor names)."""
+    return op_name + "#scratch"
+
+
+@dataclass(frozen=True, eq=False)
+class GraphPlan:
+    """A graph's arena layout.
+
+    Attributes:
+        graph: the planned graph.
+        target: target name (selects kernels and their scratch).
+        order: op names in execution order.
+        memory_plan: the underlying :class:`~tinyjax.codegen.planner.MemoryPlan` (buffer times are
+            positions in ``order``).
+        in_place: per op of ``graph.ops``, whether it writes over an input's bytes.
+        tensor_buffers: tensor name -> name of the buffer holding it (tensors that share bytes
+            map to the same buffer, named after the group's first tensor).
+        tensor_offsets: tensor name -> arena offset in bytes.
+        scratch_offsets: op name -> arena offset of its scratch (ops with scratch only).
+    """
+
+    graph: Graph
+    target: str
+    order: Tuple[str, ...]
+    memory_plan: MemoryPlan
+    in_place: Tuple[bool, ...]
+    tensor_buffers: Mapping[str, str]
+    tensor_offsets: Mapping[str, int]
+    scratch_offsets: Mapping[str, int]
+
+    @property
+    def peak_bytes(self) -> int:
+        """Arena size in bytes (input image, activations, scratch, alignment padding)."""
+        return self.memory_plan.peak_bytes
+
+    @property
+    def lower_bound_bytes(self) -> int:
+        """``planner.lower_bound`` of the same buffers: no placement can use fewer bytes."""
+        return self.memory_plan.lower_bound_bytes
+
+    @property
+    def in_place_ops(self) -> Tuple[str, ...]:
+        """Names of the ops that write over an input, in execution order."""
+        ops = {op.name: i for i, op in enumerate(self.graph.ops)}
+        return tuple(n for n in self.order if self.in_place[ops[n]])
+
+    @property
+    def kernels(self) -> Mapping[str, KernelChoice]:
+        """op name -> :class:`KernelChoice` (built on first use: the search never needs it)."""
+        cached = self.__dict__.get("_kernels")
+        if cached is None:
+            graph, t = self.graph, get_target(self.target)
+            shape = {x.name: x.shape for x in graph.tensors}
+            cached = {}
+            for op, ip in zip(graph.ops, self.in_place):
+                fn, call, scratch = kernel_row(op, shape[op.inputs[0]], shape[op.outputs[0]],
+                                               t.path, ip and op.kind == "depthwise_conv")
+                cached[op.name] = KernelChoice(op.name, fn, call, scratch, ip, t.name)
+            cached = MappingProxyType(cached)
+            object.__setattr__(self, "_kernels", cached)
+        return cached
+
+    def live_bytes(self) -> Tuple[int, ...]:
+        """Aligned bytes of the buffers live at each position of ``order``."""
+        a = self.memory_plan.alignment
+        live = [0] * len(self.order)
+        for b in self.memory_plan.buffers:
+            s = -(-b.size // a) * a
+            for p in range(b.first_use, b.last_use + 1):
+                live[p] += s
+        return tuple(live)
+
+
+# --------------------------------------------------------------------------
+# Buffers of one execution order
+# --------------------------------------------------------------------------
+
+
+class _Static:
+    """Order-independent facts of a graph, computed once per plan_graph call."""
+
+    __slots__ = ("graph", "target", "ops", "nbytes", "scratch", "dw_scratch", "graph_inputs",
+                 "graph_outputs")
+
+    def __init__(self, graph: Graph, target: Target) -> None:
+        self.graph = graph
+        self.target = target
+        self.ops = ops = graph.ops
+        self.nbytes = nbytes = {}
+        shape = {}
+        for t in graph.tensors:
+            shape[t.name] = s = t.shape
+            n = _ITEMSIZE[t.dtype]
+            for d in s:
+                n *= d
+            nbytes[t.name] = n
+        path = target.path
+        # Scratch bytes of each op run out of place, and for a depthwise conv that may run in
+        # place the in-place kernel's temporary (out_h·out_w bytes; -1: cannot run in place).
+        scratch, dw = [], []
+        cache = _SCRATCH_CACHE
+        if len(cache) > 65536:
+            cache.clear()
+        for op in ops:
+            kind = op.kind
+            if kind in _SCRATCH_KINDS:
+                ins, outs = shape[op.inputs[0]], shape[op.outputs[0]]
+                # Memoised on what the rule reads: searches meet the same layers again and again.
+                key = (path, kind, op.attrs, ins, outs)
+                b = cache.get(key)
+                if b is None:
+                    b = cache[key] = kernel_row(op, ins, outs, path)[2]
+                scratch.append(b)
+                if kind == "depthwise_conv" and dict(op.attrs)["ch_mult"] == 1:
+                    dw.append(outs[1] * outs[2])
+                    continue
+            else:
+                scratch.append(0)
+            dw.append(-1)
+        self.scratch, self.dw_scratch = scratch, dw
+        self.graph_inputs = graph.inputs
+        self.graph_outputs = frozenset(graph.outputs)
+
+
+def _buffer(name: str, size: int, first: int, last: int) -> Buffer:
+    # Buffer.__post_init__ validates user input; these fields are ints computed here, and
+    # skipping the check saves ~40% of plan_graph's own time on the search's hot path.
+    b = object.__new__(Buffer)
+    b.__dict__.update(name=name, size=size, first_use=first, last_use=last)
+    return b
+
+
+class _Layout:
+    """Buffers of one execution order (before placement)."""
+
+    __slots__ = ("order", "buffers", "tensor_group", "inplace", "scratch")
+
+    def __init__(self, order, buffers, tensor_group, inplace, scratch):
+        self.order = order
+        self.buffers = buffers
+        self.tensor_group = tensor_group
+        self.inplace = inplace
+        self.scratch = scratch
+
+
+def _layout(st: _Static, order: Sequence[int], in_place: bool, prefer_shortcut: bool) -> _Layout:
+    ops, nbytes = st.ops, st.nbytes
+    n = len(order)
+    end = n - 1
+    # last[t]: position of t's last reader (graph outputs live to the end).
+    last: Dict[str, int] = {}
+    for p, i in enumerate(order):
+        for t in ops[i].inputs:
+            last[t] = p  # positions increase, so the final write is the last reader
+    for t in st.graph_outputs:
+        last[t] = end
+    group: Dict[str, str] = {}
+    g_first: Dict[str, int] = {}
+    g_last: Dict[str, int] = {}
+    g_size: Dict[str, int] = {}
+    pinned = set()  # groups holding a graph output: never overwritten
+    for t in st.graph_inputs:
+        group[t] = t
+        g_first[t] = 0
+        g_last[t] = last.get(t, 0)
+        g_size[t] = nbytes[t]
+        if t in st.graph_outputs:
+            pinned.add(t)
+    inplace = [False] * len(ops)
+    scratch: List[Tuple[int, int, int]] = []  # (op index, position, bytes)
+    op_scratch, dw_scratch = st.scratch, st.dw_scratch
+    for p, i in enumerate(order):
+        op = ops[i]
+        out = op.outputs[0]
+        kind = op.kind
+        root = None
+        s = op_scratch[i]
+        if kind == "reshape":
+            root = group[op.inputs[0]]
+        elif in_place and (kind in _ELEMENTWISE_IN_PLACE or dw_scratch[i] >= 0):
+            ins = op.inputs
+            cands = ((ins[1], ins[0]) if prefer_shortcut else ins) if kind == "add" else ins[:1]
+            for x in cands:
+                g = group[x]
+                if g in pinned or g_last[g] != p:
+                    continue
+                if len(ins) > 1 and (ins.count(x) > 1 or
+                                     any(group[y] == g for y in ins if y != x)):
+                    continue
+                root = g
+                break
+            if root is not None:
+                inplace[i] = True
+                if kind == "depthwise_conv":
+                    s = dw_scratch[i]
+        if s:
+            scratch.append((i, p, s))
+        t_last = last.get(out, p)
+        if root is None:
+            group[out] = out
+            g_first[out] = p
+            g_last[out] = t_last
+            g_size[out] = nbytes[out]
+            if out in st.graph_outputs:
+                pinned.add(out)
+        else:
+            group[out] = root
+            if t_last > g_last[root]:
+                g_last[root] = t_last
+            if nbytes[out] > g_size[root]:
+                g_size[root] = nbytes[out]
+            if out in st.graph_outputs:
+                pinned.add(root)
+    buffers = [_buffer(g, g_size[g], g_first[g], g_last[g]) for g in g_first]
+    buffers.extend(_buffer(scratch_name(ops[i].name), s, p, p) for i, p, s in scratch)
+    return _Layout(tuple(order), buffers, group, inplace, scratch)
+
+
+# --------------------------------------------------------------------------
+# Execution orders
+# --------------------------------------------------------------------------
+
+
+def _is_chain(graph: Graph) -> bool:
+    """True when each op reads its predecessor's output: then the given order is the only
+    topological order (a DAG has a unique topological order iff it has a Hamiltonian path)."""
+    ops = graph.ops
+    for a, b in zip(ops, ops[1:]):
+        if a.outputs[0] not in b.inputs and not set(a.outputs).intersection(b.inputs):
+            return False
+    return True
+
+
+def _dependencies(graph: Graph) -> List[List[int]]:
+    producer = graph.producers()
+    return [sorted({producer[t] for t in op.inputs if t in producer}) for op in graph.ops]
+
+
+def _enumerate_orders(deps: List[List[int]], limit: int) -> List[Tuple[int, ...]]:
+    """Up to ``limit`` topological orders, depth first (lowest op index first at each step)."""
+    n = len(deps)
+    users: List[List[int]] = [[] for _ in range(n)]
+    indeg = [len(d) for d in deps]
+    for i, d in enumerate(deps):
+        for j in d:
+            users[j].append(i)
+    out: List[Tuple[int, ...]] = []
+    cur: List[int] = []
+
+    def rec(ready: List[int]) -> None:
+        if len(out) >= limit:
+            return
+        if not ready:
+            if len(cur) == n:
+                out.append(tuple(cur))
+            return
+        for i in sorted(ready):
+            nxt = [r for r in ready if r != i]
+            for u in users[i]:
+                indeg[u] -= 1
+                if indeg[u] == 0:
+                    nxt.append(u)
+            cur.append(i)
+            rec(nxt)
+            cur.pop()
+            for u in users[i]:
+                indeg[u] += 1
+            if len(out) >= limit:
+                return
+
+    rec([i for i in range(n) if indeg[i] == 0])
+    return out
+
+
+def _greedy_order(graph: Graph, deps: List[List[int]], nbytes: Mapping[str, int]) -> Tuple[int, ...]:
+    """At each step run the ready op that adds the fewest live bytes (output minus inputs it
+    frees); ties by graph index."""
+    n = len(deps)
+    remaining = {t: len(c) for t, c in graph.consumers().items()}
+    indeg = [len(d) for d in deps]
+    users: List[List[int]] = [[] for _ in range(n)]
+    for i, d in enumerate(deps):
+        for j in d:
+            users[j].append(i)
+    ready = {i for i in range(n) if indeg[i] == 0}
+    order = []
+    outputs = set(graph.outputs)
+    while ready:
+        def delta(i: int) -> Tuple[int, int]:
+            op = graph.ops[i]
+            freed = sum(nbytes[t] for t in set(op.inputs)
+                        if remaining[t] == op.inputs.count(t) and t not in outputs)
+            return (nbytes[op.outputs[0]] - freed, i)
+
+        i = min(ready, key=delta)
+        ready.remove(i)
+        order.append(i)
+        for t in graph.ops[i].inputs:
+            remaining[t] -= 1
+        for u in users[i]:
+            indeg[u] -= 1
+            if indeg[u] == 0:
+                ready.add(u)
+    return tuple(order)
+
+
+def _explicit_order(graph: Graph, names: Sequence[str]) -> Tuple[int, ...]:
+    index = {op.name: i for i, op in enumerate(graph.ops)}
+    try:
+        order = tuple(index[n] for n in names)
+    except KeyError as e:
+        raise GraphError(f"order names an unknown op {e.args[0]!r}") from None
+    if sorted(order) != list(range(len(graph.ops))):
+        raise GraphError("order must name every op of the graph exactly once")
+    done = set(graph.inputs)
+    for i in order:
+        op = graph.ops[i]
+        for t in op.inputs:
+            if t not in done:
+                raise GraphError(f"order runs {op.name} before its input {t!r} is written")
+        done.update(op.outputs)
+    return order
+
+
+# --------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------
+
+
+def _finish(st: _Static, lay: _Layout, mp: MemoryPlan) -> GraphPlan:
+    offset = dict(zip((b.name for b in mp.buffers), mp.offsets))
+    ops = st.ops
+    return GraphPlan(
+        graph=st.graph,
+        target=st.target.name,
+        order=tuple(ops[i].name for i in lay.order),
+        memory_plan=mp,
+        in_place=tuple(lay.inplace),
+        tensor_buffers=MappingProxyType(dict(lay.tensor_group)),
+        tensor_offsets=MappingProxyType({t: offset[g] for t, g in lay.tensor_group.items()}),
+        scratch_offsets=MappingProxyType({ops[i].name: offset[scratch_name(ops[i].name)]
+                                          for i, _, _ in lay.scratch}),
+    )
+
+
+def _plan(buffers: List[Buffer], algorithm: str, alignment: int) -> MemoryPlan:
+    """``planner.plan``, with a fast path for the portfolio: its cheapest member, greedy by size,
+    is tried alone first and kept when it meets the lower bound (then it is optimal and the
+    portfolio could not do better; ``MemoryPlan.algorithm`` then says ``greedy_by_size``)."""
+    if algorithm == "portfolio":
+        mp = plan(buffers, "greedy_by_size", alignment)
+        if mp.peak_bytes <= mp.lower_bound_bytes:
+            return mp
+    return plan(buffers, algorithm, alignment)
+
+
+def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "portfolio",
+               order: Union[str, Sequence[str]] = "auto", *,
+               alignment: int = DEFAULT_ALIGNMENT, in_place: bool = True) -> GraphPlan:
+    """Plan ``graph``'s arena for ``target``.
+
+    Args:
+        graph: a valid :class:`Graph` (not re-validated here: this is on the search's hot path).
+        target: a name of ``kernels.TARGETS``; selects kernels and their scratch.
+        algorithm: a planner of ``planner.PLANNERS``.
+        order: ``"auto"`` (search the topological orders when the graph has branches),
+            ``"given"`` (``graph.ops`` as listed) or a sequence of every op name.
+        alignment: buffer offset alignment in bytes.
+        in_place: allow byte sharing (in-place depthwise/add/lut/channel_mul; views always share).
+
+    Raises:
+        UnknownTargetError: unknown target. GraphError: a bad explicit order.
+        ValueError: unknown algorithm.
+    """
+    st = _Static(graph, get_target(target))
+    n = len(graph.ops)
+    if isinstance(order, str) and order not in ("auto", "given"):
+        raise ValueError(f"order must be 'auto', 'given' or a sequence of op names, got {order!r}")
+    if not isinstance(order, str):
+        orders = [_explicit_order(graph, order)]
+    elif order == "given" or _is_chain(graph):
+        orders = [tuple(range(n))]
+    else:
+        deps = _dependencies(graph)
+        orders = [tuple(range(n)), _greedy_order(graph, deps, st.nbytes)]
+        for o in _enumerate_orders(deps, MAX_ORDERS):
+            if o not in orders:
+                orders.append(o)
+    if len(orders) == 1:
+        layouts = [_layout(st, orders[0], in_place, True)]
+    else:
+        scored = []
+        for k, o in enumerate(orders):
+            lay = _layout(st, o, in_place, True)
+            scored.append((lower_bound(lay.buffers, alignment), k, lay))
+        scored.sort(key=lambda x: (x[0], x[1]))
+        layouts = [lay for _, _, lay in scored[:PLANNED_ORDERS]]
+        if all(k for _, k, _ in scored[:PLANNED_ORDERS]):  # always plan the given order too:
+            layouts.append(next(lay for _, k, lay in scored if k == 0))  # never worse than it
+    best: Optional[Tuple[_Layout, MemoryPlan]] = None
+    for lay in layouts:
+        mp = _plan(lay.buffers, algorithm, alignment)
+        if mp.peak_bytes > mp.lower_bound_bytes and in_place and any(
+                op.kind == "add" for op in graph.ops):
+            # Overwriting the branch instead of the shortcut gives the same live totals but
+            # other rectangles; try it when the first packing is not provably optimal.
+            alt = _layout(st, lay.order, in_place, False)
+            mp2 = _plan(alt.buffers, algorithm, alignment)
+            if mp2.peak_bytes < mp.peak_bytes:
+                lay, mp = alt, mp2
+        if best is None or mp.peak_bytes < best[1].peak_bytes:
+            best = (lay, mp)
+    return _finish(st, best[0], best[1])
+
+
+def _as_graph(spec_or_graph) -> Graph:
+    if isinstance(spec_or_graph, Graph):
+        return spec_or_graph
+    return graph_from_spec(spec_or_graph)
+
+
+@functools.lru_cache(maxsize=4096)
+def _spec_memory(spec, target: str) -> Tuple[int, int]:
+    graph = graph_from_spec(spec)
+    return plan_graph(graph, target).peak_bytes, flash_bytes(graph)
+
+
+def peak_sram_bytes(spec_or_graph, target: str = DEFAULT_TARGET) -> int:
+    """Planned arena bytes (input image, activations, scratch, alignment) of a ModelSpec or Graph
+    with the default planner. Specs are cached (they are frozen and hashable)."""
+    get_target(target)
+    if isinstance(spec_or_graph, Graph):
+        return plan_graph(spec_or_graph, target).peak_bytes
+    return _spec_memory(spec_or_graph, target)[0]
+
+
+def fits(spec, sram_bytes: int, flash_bytes: Optional[int] = None,
+         target: str = DEFAULT_TARGET) -> bool:
+    """Whether ``spec`` runs in ``sram_bytes`` of arena (and ``flash_bytes`` of constant data,
+    when given) on ``target``: the search's feasibility test, with the plan the C arena uses."""
+    get_target(target)
+    if isinstance(spec, Graph):
+        peak = plan_graph(spec, target).peak_bytes
+        flash = None if flash_bytes is None else _flash(spec)
+    else:
+        peak, flash = _spec_memory(spec, target)
+    if peak > sram_bytes:
+        return False
+    return flash_bytes is None or flash <= flash_bytes
+
+
+def _flash(graph: Graph) -> int:
+    return flash_bytes(graph)
