@@ -7,12 +7,41 @@ accumulators, the default (double-rounding) requantisation, padding by the input
 ``arm_avgpool_s8``'s rounding, ``arm_elementwise_add_s8`` with left shift 20. The C output must
 equal it bit for bit.
 
-:func:`run_fake_quant` is the float simulation of the same quantised model, the way a
-quantisation-aware training graph computes it: weights and biases dequantised from their
-integers, float arithmetic, each tensor quantised to its int8 grid and dequantised again
-(clamps and lookup-table functions applied in float before that). It differs from
-:func:`run_int8` only by the rounding of the fixed-point rescaling, i.e. by at most one step of
-the output grid on a small fraction of elements.
+:func:`run_fake_quant` is the float simulation of the same quantised model: the float model
+(dequantised weights and biases, float64 arithmetic, real-valued scales) with the *rounding rules
+of the deployed kernels*. Every tensor lies on its int8 grid (it is quantised, clamped and
+dequantised again), and each op rounds where and how its CMSIS-NN kernel rounds:
+
+* conv / depthwise / dense: the float64 convolution sum of dequantised inputs and weights (plus
+  the dequantised bias) is divided by the output scale, giving the exact real value ``v`` in
+  output steps. CMSIS-NN's default requantisation rounds it twice: ``doubling_high_mult``
+  rounds ``acc·M/2^31`` half up, i.e. ``v`` to a grid of ``2^-r`` steps, and
+  ``divide_by_power_of_two`` rounds that half away from zero (:func:`fake_requantize`). The
+  right shift ``r`` is the one the quantiser's Q31 encoding of the real factor
+  ``s_in·s_w/s_out`` has (:func:`requant_right_shift`, derived from the real factor); the
+  integer multiplier itself is never read. Then + zero point, the fused ReLU clamp, dequantise.
+* add (``arm_elementwise_add_s8``, the op's ``left_shift`` ``L``, 20): each input, in steps of its own grid,
+  is rescaled to the common grid ``2·max(s1, s2)·2^-L`` (real factor ``s_i / (2·max)``, times
+  ``2^L``) with that rescale's double rounding; the sum of the two rounded values is rescaled to
+  the output (real factor ``2·max / (2^L·s_out)``) with its double rounding; clamp.
+* channel_mul (squeeze-excite gate): ``x·g / s_out`` with the double rounding of the real
+  factor ``s_x·s_g/s_out``.
+* avg_pool (``arm_avgpool_s8``, no rescale): the mean over the window cells inside the input of
+  the stored codes ``q`` (zero point included) rounded half away from zero — not the mean of the
+  real values: the two differ on ties whenever the zero point is not 0.
+* lut: the float function of the (exactly dequantised) input, quantised once, half away from
+  zero — what the table entry holds. Input quantisation: once, half away from zero. pad /
+  reshape: exact.
+
+Why: the integer model rounds every rescale twice and the average in the code domain; a float
+simulation that rounds the exact real value once lands one step away on ~0.3% of elements, and
+end to end those steps cascade through a deep network. With the kernels' rounding rules the
+simulation differs from :func:`run_int8` only where the Q31 approximation of a real multiplier
+(relative error ≤ 2^-31) or float64 summation noise moves a value across a rounding boundary —
+on the test models and batches, nowhere at all. It stays independent of the integer path: real
+scales instead of Q31 multipliers, float sums instead of int32 accumulators, no
+:mod:`~tinyjax.codegen.intops` kernel; it is still the float model up to quantisation (tests
+check its predictions and error against :func:`~tinyjax.codegen.quantize.run_float`).
 """
 
 from __future__ import annotations
@@ -34,7 +63,8 @@ from tinyjax.codegen.quantize import (
     quantize_input,
 )
 
-__all__ = ["dequantize_tensor", "fake_quant_op", "predict", "run_fake_quant", "run_int8"]
+__all__ = ["dequantize_tensor", "fake_quant_op", "fake_requantize", "predict", "requant_right_shift",
+           "run_fake_quant", "run_int8"]
 
 
 def _s(v) -> int:
@@ -122,12 +152,55 @@ def predict(qmodel: QuantizedModel, x_float) -> np.ndarray:
 
 # -- the float simulation -------------------------------------------------------------------------
 
+def requant_right_shift(real) -> np.ndarray:
+    """The right shift ``max(-shift, 0)`` that the quantiser's Q31 encoding of the real rescale
+    factor ``real`` gets (:func:`~tinyjax.codegen.intops.quantize_multiplier`: ``real = m·2^e``
+    with ``0.5 <= m < 1``, ``shift = e``, or ``e + 1`` when ``m·2^31`` rounds up to ``2^31``; a
+    factor below ``2^-32`` encodes as zero with shift 0). Derived from the real number only:
+    the simulation never reads the integer multiplier. int64, the shape of ``real``."""
+    r = np.asarray(real, np.float64)
+    frac, e = np.frexp(r)
+    e = e.astype(np.int64) + (np.floor(np.abs(frac) * 2.0 ** 31 + 0.5) == 2.0 ** 31)
+    e = np.where((e < -31) | (r == 0.0), 0, e)
+    return np.maximum(-e, 0)
+
+
+def fake_requantize(v, right_shift) -> np.ndarray:
+    """CMSIS-NN's default (double) rounding of the real value ``v``, in output steps, to an integer.
+
+    ``arm_nn_requantize(acc, mult, shift)`` computes ``doubling_high_mult`` — ``acc·mult / 2^31``
+    rounded half *up* — which is ``v`` on a grid of ``2^-right_shift`` output steps
+    (``right_shift = max(-shift, 0)``), then ``divide_by_power_of_two`` rounds that to an integer
+    half *away from zero*. So: ``round_half_away(floor(v·2^r + 0.5) / 2^r)``; with ``r = 0``
+    (a left-shift multiplier) a single round half up. float64 integers out (broadcast).
+    """
+    g = np.exp2(np.asarray(right_shift, np.float64))
+    high = np.floor(np.asarray(v, np.float64) * g + 0.5)
+    return intops.round_half_away(high / g)
+
+
+def _steps(qmodel: QuantizedModel, name: str, x: np.ndarray) -> np.ndarray:
+    """``x / scale`` of tensor ``name``: the value in steps of its grid (``q − zero_point``),
+    snapped to the integer it is (simulated tensors lie on their grid; this drops float noise
+    so that exact ties stay exact)."""
+    return np.rint(np.asarray(x, np.float64) / np.float64(qmodel.quant(name).scale))
+
+
+def _out(qmodel: QuantizedModel, name: str, n: np.ndarray, act_min: int = intops.INT8_MIN,
+         act_max: int = intops.INT8_MAX) -> np.ndarray:
+    """Integer-valued ``n`` (steps from the zero point) -> + zero point, clamp, dequantise."""
+    info = qmodel.quant(name)
+    q = np.clip(n + info.zero_point, act_min, act_max)
+    return (q - np.float64(info.zero_point)) * np.float64(info.scale)
+
+
 def _fake(qmodel: QuantizedModel, name: str, y: np.ndarray, act_min: int = intops.INT8_MIN,
           act_max: int = intops.INT8_MAX) -> np.ndarray:
+    """Quantise float values once (round half away from zero, as TFLite's quantiser and the
+    lookup tables do), clamp, dequantise."""
     info = qmodel.quant(name)
-    q = intops.quantize(y, info.scale, info.zero_point)
-    q = np.clip(q, act_min, act_max)
-    return intops.dequantize(q, info.scale, info.zero_point)
+    n = intops.round_half_away(np.asarray(y, np.float64) / np.float64(info.scale))
+    return _out(qmodel, name, n, act_min, act_max)
 
 
 def _dequant_weights(qmodel: QuantizedModel, op: Op, p) -> tuple:
@@ -142,9 +215,13 @@ def _dequant_weights(qmodel: QuantizedModel, op: Op, p) -> tuple:
     return w, b
 
 
+def _scale(qmodel: QuantizedModel, name: str) -> np.float64:
+    return np.float64(qmodel.quant(name).scale)
+
+
 def fake_quant_op(qmodel: QuantizedModel, op: Op, ins) -> np.ndarray:
     """One op of the float simulation: float64 inputs (already on their int8 grids) -> the
-    dequantised output."""
+    dequantised output (see the module docstring for what each kind models)."""
     p = qmodel.params[op.name]
     k = op.kind
     clamp = (_s(p["act_min"]), _s(p["act_max"])) if "act_min" in p else ()
@@ -156,24 +233,42 @@ def fake_quant_op(qmodel: QuantizedModel, op: Op, ins) -> np.ndarray:
             y = float_depthwise(ins[0], w, b, op)
         else:
             y = ins[0].reshape(ins[0].shape[0], -1) @ w.T + b
-    elif k == "add":
-        y = ins[0] + ins[1]
-    elif k == "channel_mul":
-        y = ins[0] * ins[1]
-    elif k == "avg_pool":
-        y = float_avg_pool(ins[0], op)
-    elif k == "lut":
+        s_out = _scale(qmodel, op.output)
+        real = _scale(qmodel, op.inputs[0]) * np.asarray(p["weight_scale"], np.float64) / s_out
+        n = fake_requantize(y / s_out, requant_right_shift(real))
+        return _out(qmodel, op.output, n, *clamp)
+    if k == "add":
+        s1, s2 = _scale(qmodel, op.inputs[0]), _scale(qmodel, op.inputs[1])
+        s_out = _scale(qmodel, op.output)
+        left = np.float64(2.0 ** _s(p["left_shift"]))
+        twice_max = 2.0 * max(s1, s2)
+        r1, r2, r_out = s1 / twice_max, s2 / twice_max, twice_max / (left * s_out)
+        # each input rescaled to the common 2^-left_shift · twice_max grid, with its own rounding
+        a = fake_requantize(_steps(qmodel, op.inputs[0], ins[0]) * left * r1, requant_right_shift(r1))
+        c = fake_requantize(_steps(qmodel, op.inputs[1], ins[1]) * left * r2, requant_right_shift(r2))
+        n = fake_requantize((a + c) * r_out, requant_right_shift(r_out))
+        return _out(qmodel, op.output, n, *clamp)
+    if k == "channel_mul":
+        s_out = _scale(qmodel, op.output)
+        real = _scale(qmodel, op.inputs[0]) * _scale(qmodel, op.inputs[1]) / s_out
+        n = fake_requantize(ins[0] * ins[1] / s_out, requant_right_shift(real))
+        return _out(qmodel, op.output, n, *clamp)
+    if k == "avg_pool":
+        # arm_avgpool_s8 averages the stored codes q (zero point included), half away from zero
+        z = qmodel.quant(op.inputs[0]).zero_point
+        mean_q = float_avg_pool(_steps(qmodel, op.inputs[0], ins[0]) + z, op)
+        return _out(qmodel, op.output, intops.round_half_away(mean_q) - z, *clamp)
+    if k == "lut":
         fn = op.attr("fn")
         if fn not in LUT_FUNCTIONS:
             raise QuantizationError(f"op {op.name}: no lookup table for {fn!r}")
-        y = LUT_FUNCTIONS[fn](ins[0])
-    elif k == "pad":
+        x = _steps(qmodel, op.inputs[0], ins[0]) * _scale(qmodel, op.inputs[0])
+        return _fake(qmodel, op.output, LUT_FUNCTIONS[fn](x), *clamp)
+    if k == "pad":
         return float_pad(ins[0], op)             # zero point == real 0: stays on the grid
-    elif k == "reshape":
+    if k == "reshape":
         return ins[0].reshape((ins[0].shape[0],) + tuple(qmodel.graph.tensor(op.output).shape[1:]))
-    else:
-        raise QuantizationError(f"op {op.name}: the float simulation cannot run kind {k!r}")
-    return _fake(qmodel, op.output, np.asarray(y, np.float64), *clamp)
+    raise QuantizationError(f"op {op.name}: the float simulation cannot run kind {k!r}")
 
 
 def run_fake_quant(qmodel: QuantizedModel, x_float,

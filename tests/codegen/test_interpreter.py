@@ -1,14 +1,17 @@
 """The integer reference interpreter: hand-computed single ops, and agreement with the
 fake-quantised float simulation on zoo models (MCUNet, TinyNet with SE + SiLU, a ds/ir mix).
 
-About the agreement criteria. With identical inputs, every op of the integer model agrees with
-its float simulation to one step of the output grid everywhere (differences come only from
-CMSIS-NN's double rounding and from ties, on well under 1% of elements). Run end to end, these
-single-LSB differences propagate and grow through a deep network (a random-init network is
-chaotic: the measured share of logits within 1 LSB is 10-40% on these models; on the trained
-embedded-dataset model it is 94%, see benchmarks/quant_accuracy.py). So the per-element
-criterion is checked op by op on the integer model's own inputs, and end to end it is the
-predictions that must agree (every sample of a 16-image batch).
+About the agreement criteria. The simulation (:func:`run_fake_quant`) is the float model with
+the deployed kernels' rounding rules (CMSIS-NN's double rounding of every rescale, the add's
+two-stage rescale, arm_avgpool_s8's rounding of the code mean), computed with real-valued scales
+and float64 sums. It can differ from the integer reference only where the Q31 approximation of
+a real multiplier (relative error <= 2^-31) moves a value across a rounding boundary, i.e. on a
+vanishing fraction of elements. So: op by op (same inputs) every element is within one LSB and
+at most 1e-4 of them differ; end to end (batch of 16) every tensor is within one LSB on
+>= 99.9% of its elements and every sample has the same top-1 (measured on these three models:
+every tensor bit-identical end to end). Separately, the simulation must stay close to the plain
+float model (:func:`run_float`): same predictions, bounded relative error, and it must not read
+the integer multipliers at all.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from tinyjax.codegen.graph import Graph, Op, QuantInfo, Tensor, graph_from_spec
 from tinyjax.codegen.interpreter import (
     dequantize_tensor,
     fake_quant_op,
+    fake_requantize,
     predict,
+    requant_right_shift,
     run_fake_quant,
     run_int8,
 )
@@ -44,12 +49,12 @@ I32 = np.int32
 
 # -- hand-computed single ops ---------------------------------------------------------------------
 
-def one_op(op: Op, in_shapes, out_shape, params) -> QuantizedModel:
+def one_op(op: Op, in_shapes, out_shape, params, zero_point: int = 0) -> QuantizedModel:
     names = [f"in{i}" for i in range(len(in_shapes))]
     op = Op(op.name, op.kind, tuple(names), op.outputs, op.attrs)
     tensors = tuple(Tensor(n, s) for n, s in zip(names, in_shapes)) + (Tensor(op.output, out_shape),)
     g = Graph(tensors, (op,), tuple(names), (op.output,))
-    g = g.with_quant({t.name: QuantInfo(1.0, 0) for t in tensors})
+    g = g.with_quant({t.name: QuantInfo(1.0, zero_point) for t in tensors})
     return QuantizedModel(g, {op.name: {k: np.asarray(v) for k, v in params.items()}})
 
 
@@ -152,6 +157,94 @@ def test_run_int8_rejects_float_input_and_wrong_shapes():
         run_int8(qm, np.zeros((1, 3, 2, 1), np.int8))
 
 
+# -- the simulation's rounding rules ---------------------------------------------------------------
+
+def test_fake_requantize_is_cmsis_double_rounding():
+    """With a real factor that *is* a Q31 multiplier (so the real value is exact in float64),
+    the simulation's rounding equals arm_nn_requantize bit for bit, ties of both stages included;
+    rounding the real value once would not."""
+    rng = np.random.default_rng(3)
+    for shift in range(-12, 4):
+        # dense small accumulators with few-bit multipliers (many ties in both roundings) ...
+        acc = np.concatenate([np.arange(-600, 601), rng.integers(-(1 << 20), 1 << 20, 3000)])
+        for mult in (1 << 30, 3 << 29, 5 << 28, 0x7FFFFFFF, int(rng.integers(1 << 30, 1 << 31))):
+            v = acc.astype(np.float64) * mult * 2.0 ** (shift - 31)    # exact: |acc·mult| < 2^53
+            ref = intops.requantize(acc, mult, shift)
+            got = fake_requantize(v, max(-shift, 0))
+            np.testing.assert_array_equal(got, ref, err_msg=f"mult {mult} shift {shift}")
+            if -6 <= shift <= -2 and mult == 1 << 30:
+                assert np.any(intops.round_half_away(v) != ref)   # double != single rounding
+    # per-channel shifts broadcast on the last axis
+    v = np.array([[0.375, 0.375], [-0.625, 1.375]])
+    np.testing.assert_array_equal(fake_requantize(v, np.array([2, 0])), [[1, 0], [-1, 1]])
+
+
+def test_requant_right_shift_matches_the_quantiser():
+    rng = np.random.default_rng(4)
+    reals = np.concatenate([2.0 ** rng.uniform(-34, 3, 2000),
+                            [0.5, 0.75, 1.0, 1 - 2.0 ** -40, 0.25 * (1 - 2.0 ** -40), 2.0 ** -32,
+                             2.0 ** -33, 2.0 ** -31 * (1 - 2.0 ** -40)]])
+    _, shift = intops.quantize_multiplier_per_channel(reals)
+    np.testing.assert_array_equal(requant_right_shift(reals), np.maximum(-shift.astype(int), 0))
+
+
+def conv1x1(scale_w: float, mult: int, shift: int, zero_point: int, n: int):
+    op = Op.make("c", "conv", ["x"], kernel=(1, 1), stride=(1, 1), padding=(0, 0), in_chs=1,
+                 out_chs=1, act="none")
+    p = conv_params(np.ones((1, 1, 1, 1)), [0], -zero_point, zero_point, [mult], [shift])
+    p["weight_scale"] = np.asarray([scale_w], np.float32)
+    return one_op(op, [(1, 1, n, 1)], (1, 1, n, 1), p, zero_point)
+
+
+def test_simulated_conv_rounds_twice_like_the_kernel():
+    # real factor 1/8 = 2^30 · 2^(-2-31): high = round_half_up(acc/2), then /4 half away from zero
+    qm = conv1x1(0.125, 1 << 30, -2, 0, 5)
+    x = np.array([3, -3, 5, -5, 11], np.int8).reshape(1, 1, 5, 1)
+    want = [1, 0, 1, -1, 2]             # single rounding of acc/8 would give [0, 0, 1, -1, 1]
+    np.testing.assert_array_equal(run_int8(qm, x)["c"].ravel(), want)
+    np.testing.assert_array_equal(run_fake_quant(qm, x.astype(np.float64))["c"].ravel(), want)
+
+
+def test_simulated_avg_pool_rounds_the_code_mean():
+    # zero point 3, codes (1, 2): arm_avgpool_s8 rounds the code mean 1.5 away from zero -> 2;
+    # the mean of the real values, -1.5, rounded away from zero would give code 1
+    op = Op.make("p", "avg_pool", ["x"], kernel=(1, 2), stride=(1, 2), padding=(0, 0))
+    qm = one_op(op, [(1, 1, 4, 1)], (1, 1, 2, 1), {"act_min": I32(-128), "act_max": I32(127)}, 3)
+    x = np.array([1, 2, -4, -5], np.int8).reshape(1, 1, 4, 1)
+    np.testing.assert_array_equal(run_int8(qm, x)["p"].ravel(), [2, -5])
+    fake = run_fake_quant(qm, (x - 3.0))["p"]
+    np.testing.assert_array_equal(fake.ravel() + 3, [2, -5])
+
+
+@pytest.mark.parametrize("left_shift", [0, 4, 20])
+def test_simulated_add_models_the_two_stage_rescale(left_shift):
+    """Every pair of int8 codes through arm_elementwise_add_s8 and through the simulation: each
+    input rescaled with its own double rounding, then the sum rescaled. left_shift 20 (the
+    deployed value) leaves the roundings little room to matter; smaller ones make them count."""
+    rng = np.random.default_rng(5 + left_shift)
+    c1, c2 = np.meshgrid(np.arange(-128, 128), np.arange(-128, 128))
+    c1, c2 = c1.reshape(1, 256, 256, 1), c2.reshape(1, 256, 256, 1)
+    op = Op.make("a", "add", ["x", "y"], act="none")
+    differ = 0
+    for _ in range(4):
+        s1, s2 = (float(np.float32(v)) for v in rng.uniform(0.01, 0.1, 2))
+        so = float(np.float32((s1 + s2) * rng.uniform(0.6, 1.6)))
+        z1, z2, zo = (int(v) for v in rng.integers(-20, 21, 3))
+        p = intops.add_quant_params(s1, z1, s2, z2, so, zo, left_shift)
+        params = {**{k: I32(v) for k, v in p._asdict().items()}, "act_min": I32(-128),
+                  "act_max": I32(127)}
+        qm = one_op(op, [(1, 256, 256, 1)] * 2, (1, 256, 256, 1), params)
+        qm = QuantizedModel(qm.graph.with_quant({"in0": QuantInfo(s1, z1), "in1": QuantInfo(s2, z2),
+                                                 "a": QuantInfo(so, zo)}), qm.params)
+        ref = run_one(qm, c1, c2).astype(np.int64)
+        sim = fake_quant_op(qm, qm.graph.ops[0], [dequantize_tensor(qm, "in0", c1),
+                                                  dequantize_tensor(qm, "in1", c2)])
+        diff = np.abs(codes(qm, "a", sim) - ref)
+        assert diff.max() <= 1
+        differ += int((diff != 0).sum())
+    assert differ <= 4, f"{differ} of {4 * c1.size} differ"
+
+
 # -- zoo models: a "trained-ish" random network ----------------------------------------------------
 
 def images(rng, n, r):
@@ -252,7 +345,7 @@ def test_model_is_not_degenerate(quantized):
 
 def test_each_op_agrees_with_fake_quant_to_one_lsb(quantized):
     """Same inputs (the integer model's own, dequantised): every element of every op output is
-    within one step of the float simulation, and almost all are equal."""
+    within one step of the float simulation, and all but a vanishing fraction are equal."""
     name, graph, _, qm, x, q_out = quantized
     deq = {t: dequantize_tensor(qm, t, q) for t, q in q_out.items()}
     fake = run_fake_quant(qm, x, inputs=deq)
@@ -260,36 +353,69 @@ def test_each_op_agrees_with_fake_quant_to_one_lsb(quantized):
     for op in graph.ops:
         diff = np.abs(codes(qm, op.output, fake[op.output]) - q_out[op.output].astype(np.int64))
         assert diff.max() <= 1, f"{name} {op.name}: {diff.max()} LSB"
-        if op.kind == "avg_pool":
-            # arm_avgpool_s8 breaks ties in the code domain (half away from zero of the summed
-            # codes), the float mean in the value domain: they may differ on ties, only there
-            xi = q_out[op.inputs[0]].astype(np.int64)
-            assert op.attr("kernel") == xi.shape[1:3]   # graphs only have global pools
-            count, total_codes = xi.shape[1] * xi.shape[2], xi.sum(axis=(1, 2), keepdims=True)
-            tie = (2 * total_codes % count == 0) & (total_codes % count != 0)
-            assert not np.any((diff != 0) & ~tie), f"{op.name}: differs off a tie"
-            continue
-        # CMSIS-NN's double rounding: doubling_high_mult rounds to 2**shift of an output step
-        # before the rounding shift, so about 2**(shift + 1) of the elements can differ by one
-        shift = int(np.max(qm.params[op.name].get("shift", -7)))
-        allowed = max(4, 0.01 * diff.size, 2.0 ** (shift + 1) * diff.size)
         n = int((diff != 0).sum())
-        assert n <= allowed, f"{op.name}: {n} of {diff.size} differ"
+        assert n <= max(2, 1e-4 * diff.size), f"{name} {op.name} ({op.kind}): {n} of {diff.size} differ"
         differ, total = differ + n, total + diff.size
-    assert differ / total < 0.005
+    assert differ / total <= 1e-5, f"{name}: {differ} of {total} differ"
 
 
-def test_end_to_end_top1_agrees_with_fake_quant(quantized):
+def tensor_agreement(qm, graph, q_out, fake):
+    """[(tensor, share within 1 LSB, share equal)] in execution order, the input first."""
+    rows = []
+    for t in (graph.inputs[0],) + tuple(op.output for op in graph.ops):
+        diff = np.abs(codes(qm, t, fake[t]) - q_out[t].astype(np.int64))
+        rows.append((t, float((diff <= 1).mean()), float((diff == 0).mean())))
+    return rows
+
+
+def test_end_to_end_agrees_with_fake_quant(quantized):
+    """Run end to end, the simulation and the integer model agree to one LSB on >= 99.9% of
+    every tensor (the logits included) and on every sample's top-1."""
+    name, graph, _, qm, x, q_out = quantized
+    fake = run_fake_quant(qm, x)
+    rows = tensor_agreement(qm, graph, q_out, fake)
+    first = next(((t, eq) for t, _, eq in rows if eq < 1.0), None)
+    for t, within, _ in rows:
+        assert within >= 0.999, (f"{name} {t}: {100 * within:.3f}% within 1 LSB (first "
+                                 f"divergence: {first})")
+    out = graph.outputs[0]
+    assert rows[-1][0] == out
+    np.testing.assert_array_equal(fake[out].argmax(1), q_out[out].argmax(1), err_msg=name)
+    # the first op has nothing upstream to diverge: one LSB at most
+    t0 = graph.ops[0].output
+    assert np.abs(codes(qm, t0, fake[t0]) - q_out[t0]).max() <= 1
+
+
+def test_fake_quant_stays_close_to_the_float_model(quantized):
+    """The simulation is the float model with rounding, not a copy of the integer path: it
+    predicts like run_float, its error against it is bounded, and it never reads the Q31
+    multipliers (zeroing them changes the integer model, not the simulation)."""
     name, graph, params, qm, x, q_out = quantized
     fake = run_fake_quant(qm, x)
+    ref = run_float(graph, params, x)
     out = graph.outputs[0]
-    assert np.array_equal(q_out[out].argmax(1), fake[out].argmax(1)), name
-    # the first op has nothing upstream to diverge: one LSB at most, end to end
-    first = graph.ops[0].output
-    assert np.abs(codes(qm, first, fake[first]) - q_out[first]).max() <= 1
-    # and the int8 model still classifies like the float one on this batch
-    ref = run_float(graph, params, x)[out]
-    assert (q_out[out].argmax(1) == ref.argmax(1)).mean() >= 15 / 16
+
+    def rel(t):
+        return np.linalg.norm(fake[t] - ref[t]) / np.linalg.norm(ref[t])
+
+    assert (fake[out].argmax(1) == ref[out].argmax(1)).mean() >= 15 / 16, name
+    assert (q_out[out].argmax(1) == ref[out].argmax(1)).mean() >= 15 / 16, name
+    assert rel(graph.ops[0].output) < 0.03, f"{name}: first op {rel(graph.ops[0].output):.4f}"
+    assert rel(out) < 0.35, f"{name}: logits {rel(out):.4f}"   # random nets amplify noise
+    mults = {"multiplier", "in1_mult", "in2_mult", "out_mult"}
+    zeroed = QuantizedModel(qm.graph, {o: {f: (np.zeros_like(v) if f in mults else v)
+                                           for f, v in p.items()} for o, p in qm.params.items()})
+    again = run_fake_quant(zeroed, x)
+    for t, v in fake.items():
+        np.testing.assert_array_equal(again[t], v, err_msg=t)
+    # the right shifts it derives from the real scales are the quantiser's
+    for op in graph.ops:
+        p = qm.params[op.name]
+        if "shift" in p:
+            real = (np.float64(qm.quant(op.inputs[0]).scale)
+                    * np.asarray(p["weight_scale"], np.float64) / qm.quant(op.output).scale)
+            np.testing.assert_array_equal(requant_right_shift(real),
+                                          np.maximum(-p["shift"].astype(int), 0), err_msg=op.name)
 
 
 def test_fake_quant_op_by_op_equals_run(quantized):
