@@ -2,10 +2,13 @@
 
     python benchmarks/population.py [--model mcunet_in0] [--resolution 48] [--batch 32] [--steps 5]
 
-For K = 1, 2, 4, 8: the vmapped step over K stacked states (one program, every member sees the
-same batch) against K calls of the plain step (the sequential reference), both jitted, median of
-``--steps`` after compilation. images/s counts K × batch images per population step. The ratio
-> 1 is what vmap buys; K = 1 shows the population machinery costs nothing over the plain step.
+For K = 1, 2, 4, 8: the trainer's population step (``trainer.compile_program`` with population K:
+one vmapped program over K stacked states, every member sees the same batch; for K = 1 the
+trainer runs the plain step) against K calls of the plain step (the sequential reference), both
+jitted exactly as ``python -m tinyjax.train`` jits them, median of ``--steps`` after compilation.
+images/s counts K × batch images per population step. The ratio > 1 is what vmap buys; K = 1
+shows that a population of one costs nothing over the plain step. ``--force-vmap`` also vmaps
+K = 1 (to see what vmap itself costs on this backend).
 """
 
 from __future__ import annotations
@@ -24,14 +27,18 @@ from tinyjax import optim, trainer
 from tinyjax.zoo import get_spec
 
 
-def median_time(fn, steps):
-    fn()
-    ts = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
+def median_times(fns, steps):
+    """Median step time of each function, timed in alternation (a, b, a, b, ...) so that both
+    see the same background load; one untimed call each first (compilation)."""
+    for fn in fns:
         fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    ts = [[] for _ in fns]
+    for _ in range(steps):
+        for fn, t in zip(fns, ts):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in ts]
 
 
 def main():
@@ -41,16 +48,17 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--ks", default="1,2,4,8")
+    p.add_argument("--force-vmap", action="store_true")
     a = p.parse_args()
 
     spec = get_spec(a.model, a.resolution).with_(num_classes=10)
     model = trainer.build_model(ConfigDict({"dtype": "float32", "drop_path_rate": 0.0}), spec)
     schedule = optim.exponential_schedule(0.01, 100)
     tx = optim.rmsprop_tf(schedule)
-    step = functools.partial(trainer.train_step, model=model, tx=tx, schedule=schedule,
-                             num_classes=10, label_smoothing=0.1, ema_decay=0.999, ema_warmup=True)
-    plain = jax.jit(step)
-    pop = jax.jit(jax.vmap(step, in_axes=(0, None)))
+    cfg = ConfigDict({"label_smoothing": 0.1, "ema_decay": 0.999, "ema_warmup": True})
+    mesh = trainer.make_mesh(population=1)  # every member on every device: K is a vmap axis
+    plain = trainer.compile_program(cfg, model, tx, schedule, 10, mesh,
+                                    trainer.create_train_state(model, tx, 0), 1).train
     rng = np.random.default_rng(0)
     batch = {"image": jnp.asarray(rng.standard_normal((a.batch, a.resolution, a.resolution, 3)),
                                   jnp.float32),
@@ -60,7 +68,16 @@ def main():
     print(f"{'K':>3}{'vmapped img/s':>15}{'sequential img/s':>18}{'ratio':>8}")
     for k in [int(x) for x in a.ks.split(",")]:
         states = [trainer.create_train_state(model, tx, s) for s in range(k)]
-        stacked = trainer.stack_states(states)
+        vmapped_k = k > 1 or a.force_vmap
+        stacked = (trainer.stack_states(states) if vmapped_k
+                   else jax.tree_util.tree_map(jnp.copy, states[0]))  # donated: not shared
+        if vmapped_k and k == 1:  # what compile_program would build for K > 1
+            step = functools.partial(trainer.train_step, model=model, tx=tx, schedule=schedule,
+                                     num_classes=10, label_smoothing=0.1, ema_decay=0.999,
+                                     ema_warmup=True)
+            pop = jax.jit(jax.vmap(step, in_axes=(0, None)), donate_argnums=0)
+        else:
+            pop = trainer.compile_program(cfg, model, tx, schedule, 10, mesh, stacked, k).train
         box = {"pop": stacked, "seq": states}
 
         def vmapped():
@@ -75,8 +92,7 @@ def main():
             jax.block_until_ready(m)
             box["seq"] = out
 
-        tv = median_time(vmapped, a.steps)
-        ts = median_time(sequential, a.steps)
+        tv, ts = median_times([vmapped, sequential], a.steps)
         n = k * a.batch
         print(f"{k:>3}{n / tv:>15.1f}{n / ts:>18.1f}{ts / tv:>7.2f}x", flush=True)
 

@@ -38,17 +38,22 @@ def parse():
     return p.parse_args()
 
 
-def time_steps(fn, steps):
-    fn()  # warm-up / compile
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
+def median_times(fns, steps):
+    """Median step time of each function, timed in alternation (tinyjax, timm, tinyjax, ...) so
+    both see the same background load; one untimed warm-up call each (compilation for JAX)."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times = [[] for _ in fns]
+    for _ in range(steps):
+        for fn, t in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
-def tinyjax_step_time(name, res, batch, steps, dtype, threads):
+def tinyjax_step(name, res, batch, dtype):
+    """One training step of tinyjax (a closure over its state)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -74,10 +79,11 @@ def tinyjax_step_time(name, res, batch, steps, dtype, threads):
         box["state"], m = step(box["state"], batch_)
         jax.block_until_ready(m)
 
-    return time_steps(one, steps)
+    return one
 
 
-def timm_step_time(name, res, batch, steps, dtype, threads, device):
+def timm_step(name, res, batch, dtype, threads, device):
+    """One training step of timm (a closure over model and optimiser)."""
     from conftest import import_timm
 
     timm = import_timm()
@@ -102,7 +108,7 @@ def timm_step_time(name, res, batch, steps, dtype, threads, device):
         if dev == "cuda":
             torch.cuda.synchronize()
 
-    return time_steps(one, steps)
+    return one
 
 
 def main():
@@ -114,8 +120,10 @@ def main():
     for item in a.models.split(","):
         name, res = item.split("@")
         res = int(res)
-        ours = a.batch / tinyjax_step_time(name, res, a.batch, a.steps, a.dtype, a.threads)
-        ref = a.batch / timm_step_time(name, res, a.batch, a.steps, a.dtype, a.threads, a.device)
+        t_ours, t_ref = median_times([tinyjax_step(name, res, a.batch, a.dtype),
+                                      timm_step(name, res, a.batch, a.dtype, a.threads, a.device)],
+                                     a.steps)
+        ours, ref = a.batch / t_ours, a.batch / t_ref
         print(f"{name + '@' + str(res):<18}{ours:>15.1f}{ref:>12.1f}{ours / ref:>7.2f}x", flush=True)
 
 

@@ -122,16 +122,6 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     assert "loss became NaN/Inf at step" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_a_tiny_model_learns_far_above_chance(tmp_path, env):
-    r = run(args(tmp_path / "learn", "--config.lr=0.02", steps=300), env)
-    assert r.returncode == 0, r.stderr[-3000:]
-    final = json.loads(r.stdout.strip().splitlines()[-1])
-    # chance is 0.1; this 16x16, 300-step run measured 0.40 (the full config is the real run)
-    assert final["eval_top1"] >= 0.3, final
-    evals = [m for m in metrics(tmp_path / "learn") if "eval_top1" in m]
-    assert evals and {"step", "eval_top1", "eval_top5"} <= set(evals[-1])
-
-
 def test_the_default_embedded_config_reaches_80_percent(tmp_path, env):
     """The acceptance run itself: the unmodified config (measured: 0.8825 in 3 min 38 s)."""
     work = tmp_path / "embedded"
