@@ -331,6 +331,21 @@ def infer_shape(op: Op, in_shapes) -> Tuple[int, ...]:
     raise GraphError(f"op {op.name}: unknown kind {k!r}")
 
 
+def _op(name: str, kind: str, inputs: Tuple[str, ...], attrs: Tuple[Tuple[str, Any], ...]) -> Op:
+    """An :class:`Op` whose fields are already normalised (sorted attrs, tuples), built without
+    the frozen dataclass's per-field ``object.__setattr__`` calls: graph_from_spec is on the
+    search's per-candidate path. Equal (``==``) to ``Op(name, kind, inputs, (name,), attrs)``."""
+    op = object.__new__(Op)
+    op.__dict__.update(name=name, kind=kind, inputs=inputs, outputs=(name,), attrs=attrs)
+    return op
+
+
+def _tensor(name: str, shape: Tuple[int, ...]) -> Tensor:
+    t = object.__new__(Tensor)
+    t.__dict__.update(name=name, shape=shape, dtype="int8", quant=None)
+    return t
+
+
 class _Builder:
     def __init__(self, shape: Tuple[int, ...]):
         self.tensors = [Tensor("input", shape)]
@@ -340,10 +355,11 @@ class _Builder:
     def add(self, op: Op, shape: Optional[Tuple[int, ...]] = None) -> str:
         if shape is None:
             shape = infer_shape(op, [self.shapes[t] for t in op.inputs])
+        out = op.outputs[0]
         self.ops.append(op)
-        self.tensors.append(Tensor(op.output, shape))
-        self.shapes[op.output] = shape
-        return op.output
+        self.tensors.append(_tensor(out, shape))
+        self.shapes[out] = shape
+        return out
 
     # conv and dwconv build attrs already sorted and frozen: graph_from_spec is on the search's
     # per-candidate path, so it avoids Op.make's generic normalisation and infer_shape.
@@ -356,7 +372,7 @@ class _Builder:
             raise GraphError(f"op {name}: a {h}x{w} input is too small for kernel {kernel}x{kernel}")
         attrs = (("act", fused), ("in_chs", c), ("kernel", (kernel, kernel)), ("out_chs", out_chs),
                  ("padding", (p, p)), ("stride", (stride, stride)))
-        y = self.add(Op(name, "conv", (x,), (name,), attrs), (n, oh, ow, out_chs))
+        y = self.add(_op(name, "conv", (x,), attrs), (n, oh, ow, out_chs))
         return self.activation(y, name, act)
 
     def dwconv(self, x: str, name: str, kernel: int, stride: int, act: str) -> str:
@@ -368,7 +384,7 @@ class _Builder:
             raise GraphError(f"op {name}: a {h}x{w} input is too small for kernel {kernel}x{kernel}")
         attrs = (("act", fused), ("ch_mult", 1), ("channels", c), ("kernel", (kernel, kernel)),
                  ("padding", (p, p)), ("stride", (stride, stride)))
-        y = self.add(Op(name, "depthwise_conv", (x,), (name,), attrs), (n, oh, ow, c))
+        y = self.add(_op(name, "depthwise_conv", (x,), attrs), (n, oh, ow, c))
         return self.activation(y, name, act)
 
     def activation(self, x: str, name: str, act: str) -> str:
@@ -378,7 +394,7 @@ class _Builder:
             raise GraphError(f"{name}: activation {act!r} has no int8 form; use relu, relu6, "
                              f"silu, sigmoid or hard_swish")
         lut = f"{name}/{act}"
-        return self.add(Op(lut, "lut", (x,), (lut,), (("fn", act),)), self.shapes[x])
+        return self.add(_op(lut, "lut", (x,), (("fn", act),)), self.shapes[x])
 
     def global_pool(self, x: str, name: str) -> str:
         _, h, w, _ = self.shapes[x]
@@ -405,8 +421,7 @@ def graph_from_spec(spec, resolution: Optional[int] = None) -> Graph:
             x = g.add(Op.make(f"{n}/se/mul", "channel_mul", [x, s]))
         x = g.conv(x, f"{n}/conv_pwl" if b.type == "ir" else f"{n}/conv_pw", b.out_chs, 1, 1, "none")
         if b.has_skip:
-            x = g.add(Op(f"{n}/add", "add", (x, shortcut), (f"{n}/add",), (("act", "none"),)),
-                      g.shapes[x])
+            x = g.add(_op(f"{n}/add", "add", (x, shortcut), (("act", "none"),)), g.shapes[x])
     if spec.head.out_chs is not None:
         x = g.conv(x, "head/conv", spec.head.out_chs, 1, 1, act)
     x = g.global_pool(x, "pool")

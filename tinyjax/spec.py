@@ -339,10 +339,14 @@ def _resolve(spec: ModelSpec) -> tuple[ResolvedBlock, ...]:
                 # timm: rd_ratio = se / expand, rd = round(mid * rd_ratio) -- keep the float order.
                 se_chs = round(mid * (b.se / b.expand)) if b.se else 0
                 has_skip = stride == 1 and in_chs == b.out_chs and b.skip
-                out.append(ResolvedBlock(
+                # Built without the frozen dataclass's 13 object.__setattr__ calls (this runs
+                # for every search candidate); equal to ResolvedBlock(stage=s, ...).
+                rb = object.__new__(ResolvedBlock)
+                rb.__dict__.update(
                     stage=s, index_in_stage=j, index=index, type=b.type, in_chs=in_chs, mid_chs=mid,
                     out_chs=b.out_chs, kernel=b.kernel, stride=stride, se_chs=se_chs,
-                    act=b.act or spec.act, has_skip=has_skip))
+                    act=b.act or spec.act, has_skip=has_skip)
+                out.append(rb)
                 in_chs = b.out_chs
                 index += 1
                 j += 1
