@@ -378,3 +378,11 @@ def test_random_orders_of_branchy_graphs_are_safe(spec, data):
     given_plan = plan_graph(g2, target, order="given")
     check_plan(given_plan)
     assert p.peak_bytes <= given_plan.peak_bytes
+
+
+@pytest.mark.parametrize("name", ["mcunet_in0", "mcunet_in3", "tinynet_e"])
+def test_the_unverified_search_path_gives_the_verified_plan(name):
+    g = graph_from_spec(get_spec(name))
+    checked, fast = plan_graph(g), plan_graph(g, verify=False)
+    assert fast.memory_plan.offsets == checked.memory_plan.offsets
+    assert fast.peak_bytes == checked.peak_bytes == peak_sram_bytes(get_spec(name))
