@@ -92,7 +92,9 @@ def timm_step(name, res, batch, dtype, threads, device):
     torch.set_num_threads(threads)
     dev = "cuda" if device == "gpu" else "cpu"
     model = timm.create_model(name, drop_path_rate=0.2).to(dev).train()
-    opt = timm.optim.create_optimizer_v2(model, "rmsproptf", lr=0.048 * batch / 1024,
+    from timm.optim import create_optimizer_v2
+
+    opt = create_optimizer_v2(model, "rmsproptf", lr=0.048 * batch / 1024,
                                          weight_decay=1e-5)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     x = torch.randn(batch, 3, res, res, device=dev)
