@@ -363,25 +363,26 @@ class _Builder:
 
     # conv and dwconv build attrs already sorted and frozen: graph_from_spec is on the search's
     # per-candidate path, so it avoids Op.make's generic normalisation and infer_shape.
-    def conv(self, x: str, name: str, out_chs: int, kernel: int, stride: int, act: str) -> str:
-        fused = act if act in ACTIVATIONS_CLAMP else "none"
+    def _window(self, x: str, name: str, kernel: int, stride: int):
+        """``(n, out_h, out_w, in_c, pad)`` of a k×k window with "same"-style padding k // 2."""
         p = kernel // 2
         n, h, w, c = self.shapes[x]
         oh, ow = (h + 2 * p - kernel) // stride + 1, (w + 2 * p - kernel) // stride + 1
         if oh < 1 or ow < 1:
             raise GraphError(f"op {name}: a {h}x{w} input is too small for kernel {kernel}x{kernel}")
+        return n, oh, ow, c, p
+
+    def conv(self, x: str, name: str, out_chs: int, kernel: int, stride: int, act: str) -> str:
+        n, oh, ow, c, p = self._window(x, name, kernel, stride)
+        fused = act if act in ACTIVATIONS_CLAMP else "none"
         attrs = (("act", fused), ("in_chs", c), ("kernel", (kernel, kernel)), ("out_chs", out_chs),
                  ("padding", (p, p)), ("stride", (stride, stride)))
         y = self.add(_op(name, "conv", (x,), attrs), (n, oh, ow, out_chs))
         return self.activation(y, name, act)
 
     def dwconv(self, x: str, name: str, kernel: int, stride: int, act: str) -> str:
+        n, oh, ow, c, p = self._window(x, name, kernel, stride)
         fused = act if act in ACTIVATIONS_CLAMP else "none"
-        p = kernel // 2
-        n, h, w, c = self.shapes[x]
-        oh, ow = (h + 2 * p - kernel) // stride + 1, (w + 2 * p - kernel) // stride + 1
-        if oh < 1 or ow < 1:
-            raise GraphError(f"op {name}: a {h}x{w} input is too small for kernel {kernel}x{kernel}")
         attrs = (("act", fused), ("ch_mult", 1), ("channels", c), ("kernel", (kernel, kernel)),
                  ("padding", (p, p)), ("stride", (stride, stride)))
         y = self.add(_op(name, "depthwise_conv", (x,), attrs), (n, oh, ow, c))
