@@ -104,6 +104,28 @@ def test_shifted_depthwise_equals_grouped_conv_with_gradients(k, stride, size):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_blocked_depthwise_backward_equals_the_grouped_conv(monkeypatch, stride):
+    """Blocks of images in the backward pass (here one image per block) give the same gradients."""
+    from tinyjax import models
+
+    monkeypatch.setattr(models, "DW_BLOCK_BYTES", 11 * 11 * 8 * 4)  # one 11x11x8 image
+    assert models._batch_block(6, 11 * 11 * 8 * 4) == 1 and models._batch_block(6, 100) == 6
+    x = jax.random.normal(jax.random.key(0), (6, 11, 11, 8))
+    w = jax.random.normal(jax.random.key(1), (5, 5, 1, 8))
+
+    def xla(x, w):
+        return jax.lax.conv_general_dilated(x, w, (stride, stride), ((2, 2), (2, 2)),
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                            feature_group_count=8)
+
+    loss = lambda f: jax.jit(jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), (0, 1)))
+    g1 = loss(lambda x, w: depthwise_conv_shifted(x, w, stride))(x, w)
+    g2 = loss(xla)(x, w)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_bfloat16_compute_keeps_float32_params_and_close_logits():
     spec = small_spec()
     f32 = EfficientNet(spec)

