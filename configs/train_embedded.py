@@ -10,11 +10,12 @@ no squeeze-excite (so it lowers to plain CMSIS-NN int8 kernels), a stride-1 stem
 is already small, 4 stages down to 4×4, and a 128-channel head: 61,290 parameters and 2.16M
 MACs. AdamW with a cosine schedule, 13 epochs (598 steps of 128).
 
-Expected (measured on 2 CPU cores): about 4 minutes of wall time including compilation, eval
-top-1 ≈ 0.88 (0.8825 in the README's run), against ≈ 0.2 for a linear classifier on raw pixels
-(``python benchmarks/linear_baseline.py``) and 0.1 for chance. TinyNet-E itself at 32×32
-(``--config.spec= --config.model=tinynet_e --config.resolution=32``) learns too, but reaches only ≈ 0.77 in 11
-minutes: its stride-2 stem and 1280-channel head are built for 106×106 ImageNet images.
+Expected (measured on 2 CPU cores): 2.5–4 minutes of wall time including compilation and eval
+top-1 ≈ 0.88–0.91 (0.9133 in 2 min 34 s in the README's run), against ≈ 0.2 for a linear
+classifier on raw pixels (``python benchmarks/linear_baseline.py``) and 0.1 for chance.
+TinyNet-E itself at 32×32 (``--config.spec= --config.model=tinynet_e --config.resolution=32``)
+learns too, but reached only ≈ 0.77 in 11 minutes: its stride-2 stem and 1280-channel head are
+built for 106×106 ImageNet images.
 
 ARG: ``runlocal`` shortens the run to a smoke test (a few steps, one evaluation).
 """
