@@ -71,7 +71,6 @@ PLANNED_ORDERS = 3
 _ELEMENTWISE_IN_PLACE = ("add", "lut", "channel_mul")
 _SCRATCH_KINDS = ("conv", "depthwise_conv", "dense", "avg_pool")  # the others never need any
 _SCRATCH_CACHE: Dict[tuple, int] = {}
-_ITEMSIZE = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4}
 
 
 def scratch_name(op_name: str) -> str:
@@ -163,14 +162,8 @@ class _Static:
         self.graph = graph
         self.target = target
         self.ops = ops = graph.ops
-        self.nbytes = nbytes = {}
-        shape = {}
-        for t in graph.tensors:
-            shape[t.name] = s = t.shape
-            n = _ITEMSIZE[t.dtype]
-            for d in s:
-                n *= d
-            nbytes[t.name] = n
+        self.nbytes = {t.name: t.nbytes for t in graph.tensors}
+        shape = {t.name: t.shape for t in graph.tensors}
         path = target.path
         # Scratch bytes of each op run out of place, and for a depthwise conv that may run in
         # place the in-place kernel's temporary (out_h·out_w bytes; -1: cannot run in place).
