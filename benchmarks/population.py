@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -25,20 +23,7 @@ from ml_collections import ConfigDict
 
 from tinyjax import optim, trainer
 from tinyjax.zoo import get_spec
-
-
-def median_times(fns, steps):
-    """Median step time of each function, timed in alternation (a, b, a, b, ...) so that both
-    see the same background load; one untimed call each first (compilation)."""
-    for fn in fns:
-        fn()
-    ts = [[] for _ in fns]
-    for _ in range(steps):
-        for fn, t in zip(fns, ts):
-            t0 = time.perf_counter()
-            fn()
-            t.append(time.perf_counter() - t0)
-    return [statistics.median(t) for t in ts]
+from timing import median_times  # benchmarks/timing.py (the script's own folder)
 
 
 def main():

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:  # same allocator setting for both sides
@@ -25,6 +23,8 @@ if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:  # same allocator setting f
     os.execv(sys.executable, [sys.executable] + sys.argv)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from timing import median_times  # noqa: E402  (benchmarks/timing.py)
 
 
 def parse():
@@ -36,20 +36,6 @@ def parse():
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     return p.parse_args()
-
-
-def median_times(fns, steps):
-    """Median step time of each function, timed in alternation (tinyjax, timm, tinyjax, ...) so
-    both see the same background load; one untimed warm-up call each (compilation for JAX)."""
-    for fn in fns:
-        fn()
-    times = [[] for _ in fns]
-    for _ in range(steps):
-        for fn, t in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            t.append(time.perf_counter() - t0)
-    return [statistics.median(t) for t in times]
 
 
 def tinyjax_step(name, res, batch, dtype):
