@@ -51,6 +51,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
+from tinyjax.layers import Layer, block_layers, head_layers, stem_layer
+from tinyjax.shapes import conv_out_size
+
 __all__ = [
     "ACTIVATIONS_CLAMP",
     "ACTIVATIONS_LUT",
@@ -361,32 +364,32 @@ class _Builder:
         self.shapes[out] = shape
         return out
 
-    # conv and dwconv build attrs already sorted and frozen: graph_from_spec is on the search's
-    # per-candidate path, so it avoids Op.make's generic normalisation and infer_shape.
-    def _window(self, x: str, name: str, kernel: int, stride: int):
-        """``(n, out_h, out_w, in_c, pad)`` of a k×k window with "same"-style padding k // 2."""
-        p = kernel // 2
+    # Weight layers build their attrs already sorted and frozen, and their output shape from
+    # the layer: graph_from_spec is on the search's per-candidate path, so it avoids Op.make's
+    # generic normalisation and infer_shape.
+    def layer(self, x: str, layer: Layer) -> str:
+        """The op of one weight layer of the walk (conv, depthwise or dense) and, for an
+        activation without a clamp form, its lookup-table op."""
         n, h, w, c = self.shapes[x]
-        oh, ow = (h + 2 * p - kernel) // stride + 1, (w + 2 * p - kernel) // stride + 1
+        act = layer.act or "none"
+        fused = act if act in ACTIVATIONS_CLAMP else "none"
+        if layer.kind == "dense":
+            op = _op(layer.name, "dense", (x,), (("act", fused), ("in_features", c * h * w),
+                                                 ("out_features", layer.out_chs)))
+            return self.activation(self.add(op, (n, layer.out_chs)), layer.name, act)
+        k, s, p = layer.kernel, layer.stride, layer.padding
+        oh, ow = conv_out_size(h, k, s, p), conv_out_size(w, k, s, p)
         if oh < 1 or ow < 1:
-            raise GraphError(f"op {name}: a {h}x{w} input is too small for kernel {kernel}x{kernel}")
-        return n, oh, ow, c, p
-
-    def conv(self, x: str, name: str, out_chs: int, kernel: int, stride: int, act: str) -> str:
-        n, oh, ow, c, p = self._window(x, name, kernel, stride)
-        fused = act if act in ACTIVATIONS_CLAMP else "none"
-        attrs = (("act", fused), ("in_chs", c), ("kernel", (kernel, kernel)), ("out_chs", out_chs),
-                 ("padding", (p, p)), ("stride", (stride, stride)))
-        y = self.add(_op(name, "conv", (x,), attrs), (n, oh, ow, out_chs))
-        return self.activation(y, name, act)
-
-    def dwconv(self, x: str, name: str, kernel: int, stride: int, act: str) -> str:
-        n, oh, ow, c, p = self._window(x, name, kernel, stride)
-        fused = act if act in ACTIVATIONS_CLAMP else "none"
-        attrs = (("act", fused), ("ch_mult", 1), ("channels", c), ("kernel", (kernel, kernel)),
-                 ("padding", (p, p)), ("stride", (stride, stride)))
-        y = self.add(_op(name, "depthwise_conv", (x,), attrs), (n, oh, ow, c))
-        return self.activation(y, name, act)
+            raise GraphError(f"op {layer.name}: a {h}x{w} input is too small for kernel {k}x{k}")
+        if layer.kind == "depthwise":
+            attrs = (("act", fused), ("ch_mult", 1), ("channels", c), ("kernel", (k, k)),
+                     ("padding", (p, p)), ("stride", (s, s)))
+            op = _op(layer.name, "depthwise_conv", (x,), attrs)
+        else:
+            attrs = (("act", fused), ("in_chs", c), ("kernel", (k, k)),
+                     ("out_chs", layer.out_chs), ("padding", (p, p)), ("stride", (s, s)))
+            op = _op(layer.name, "conv", (x,), attrs)
+        return self.activation(self.add(op, (n, oh, ow, layer.out_chs)), layer.name, act)
 
     def activation(self, x: str, name: str, act: str) -> str:
         if act in ACTIVATIONS_CLAMP:
@@ -404,29 +407,27 @@ class _Builder:
 
 
 def graph_from_spec(spec, resolution: Optional[int] = None) -> Graph:
-    """The int8 deployment graph of ``spec`` at ``resolution`` (default: the spec's own)."""
+    """The int8 deployment graph of ``spec`` at ``resolution`` (default: the spec's own): the
+    weight layers of :mod:`tinyjax.layers`' walk, plus the squeeze-excite pool and gate multiply,
+    residual adds and the global pool before the classifier."""
     r = int(resolution or spec.resolution)
     g = _Builder((1, r, r, spec.in_chs))
-    act = spec.act
-    x = g.conv("input", "stem/conv", spec.stem.out_chs, spec.stem.kernel, spec.stem.stride, act)
-    for b in spec.resolved_blocks():
+    x = g.layer("input", stem_layer(spec))
+    blocks = spec.resolved_blocks()
+    for b in blocks:
         shortcut = x
-        n = b.name
-        if b.type == "ir":
-            x = g.conv(x, f"{n}/conv_pw", b.mid_chs, 1, 1, b.act)
-        x = g.dwconv(x, f"{n}/conv_dw", b.kernel, b.stride, b.act)
-        if b.se_chs:
-            s = g.global_pool(x, f"{n}/se/pool")
-            s = g.conv(s, f"{n}/se/conv_reduce", b.se_chs, 1, 1, b.act)
-            s = g.conv(s, f"{n}/se/conv_expand", b.mid_chs, 1, 1, "sigmoid")
-            x = g.add(Op.make(f"{n}/se/mul", "channel_mul", [x, s]))
-        x = g.conv(x, f"{n}/conv_pwl" if b.type == "ir" else f"{n}/conv_pw", b.out_chs, 1, 1, "none")
+        layers = iter(block_layers(b))
+        for layer in layers:
+            if layer.kind == "se_reduce":
+                s = g.global_pool(x, f"{b.name}/se/pool")
+                s = g.layer(g.layer(s, layer), next(layers))          # reduce, expand
+                x = g.add(_op(f"{b.name}/se/mul", "channel_mul", (x, s), ()), g.shapes[x])
+            else:
+                x = g.layer(x, layer)
         if b.has_skip:
-            x = g.add(_op(f"{n}/add", "add", (x, shortcut), (("act", "none"),)), g.shapes[x])
-    if spec.head.out_chs is not None:
-        x = g.conv(x, "head/conv", spec.head.out_chs, 1, 1, act)
-    x = g.global_pool(x, "pool")
-    c = g.shapes[x][3]
-    x = g.add(Op.make("classifier", "dense", [x], in_features=c, out_features=spec.num_classes,
-                      act="none"))
+            x = g.add(_op(f"{b.name}/add", "add", (x, shortcut), (("act", "none"),)), g.shapes[x])
+    for layer in head_layers(spec, blocks[-1].out_chs):
+        if layer.kind == "dense":
+            x = g.global_pool(x, "pool")
+        x = g.layer(x, layer)
     return Graph(tuple(g.tensors), tuple(g.ops), ("input",), (x,))

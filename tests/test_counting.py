@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 
 from specs import model_specs
-from tinyjax.counting import conv_out_size, count
+from tinyjax.counting import count
 from tinyjax.models import EfficientNet
 from tinyjax.zoo import get_spec, list_models
 
@@ -44,13 +44,8 @@ def test_layer_records_for_a_known_block():
     stats = count(get_spec("tinynet_a"))
     by_name = {layer.name: layer for layer in stats.layers}
     dw = by_name["blocks_1_0/conv_dw"]  # 96 channels, 3x3, stride 2, from 96x96 to 48x48
-    assert (dw.op, dw.in_shape, dw.out_shape, dw.groups) == ("dwconv", (96, 96, 96), (48, 48, 96), 96)
+    assert (dw.op, dw.in_shape, dw.out_shape, dw.groups) == ("depthwise", (96, 96, 96), (48, 48, 96), 96)
     assert dw.macs == 48 * 48 * 96 * 9 and dw.params == 96 * 9 + 2 * 96
     se = by_name["blocks_1_0/se/conv_reduce"]
     assert (se.in_shape, se.out_shape, se.params, se.macs) == ((1, 1, 96), (1, 1, 4), 96 * 4 + 4, 384)
     assert stats.layers[-1].name == "classifier" and stats.layers[-1].macs == 1280 * 1000
-
-
-def test_conv_out_size_with_symmetric_padding():
-    assert [conv_out_size(s, 3, 2) for s in (224, 113, 7, 1)] == [112, 57, 4, 1]
-    assert conv_out_size(106, 5, 2) == 53 and conv_out_size(53, 7, 1) == 53

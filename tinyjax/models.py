@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tinyjax.errors import TinyJaxError
+from tinyjax.layers import Layer, block_layers, head_layers, stem_layer
 from tinyjax.spec import ModelSpec, ResolvedBlock
 
 Dtype = Any
@@ -46,6 +47,7 @@ _ACTS: dict[str, Callable] = {
     "relu6": nn.relu6,
     "silu": nn.silu,
     "hard_swish": nn.hard_swish,
+    "sigmoid": nn.sigmoid,   # the squeeze-excite gate
 }
 
 
@@ -225,43 +227,54 @@ class DepthwiseConv(nn.Module):
 
 
 class _Layers:
-    """Factories shared by the blocks (keeps dtype and naming in one place)."""
+    """Builds the Flax module of a :class:`~tinyjax.layers.Layer` (keeps dtype, the depthwise
+    implementation and BatchNorm settings in one place)."""
 
     def __init__(self, dtype: Dtype, train: bool, dw_impl: str):
         self.dtype, self.train, self.dw_impl = dtype, train, dw_impl
 
-    def conv(self, features: int, kernel: int = 1, stride: int = 1, name: str = "conv",
-             bias: bool = False) -> nn.Module:
-        if kernel == 1 and stride == 1:
-            return PointwiseConv(features, dtype=self.dtype, use_bias=bias, name=name)
-        p = kernel // 2
-        return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((p, p), (p, p)),
-                       use_bias=bias, dtype=self.dtype, kernel_init=_conv_init(kernel * kernel * features),
-                       name=name)
+    def conv(self, layer: Layer) -> nn.Module:
+        """The convolution of ``layer``, named :attr:`Layer.leaf` (``conv_pw``, ``conv``, …)."""
+        if layer.kind == "depthwise":
+            return DepthwiseConv(layer.out_chs, layer.kernel, layer.stride, impl=self.dw_impl,
+                                 dtype=self.dtype, name=layer.leaf)
+        if layer.kernel == 1 and layer.stride == 1:
+            return PointwiseConv(layer.out_chs, dtype=self.dtype, use_bias=layer.bias,
+                                 name=layer.leaf)
+        k, s, p = layer.kernel, layer.stride, layer.padding
+        return nn.Conv(layer.out_chs, (k, k), (s, s), padding=((p, p), (p, p)),
+                       use_bias=layer.bias, dtype=self.dtype,
+                       kernel_init=_conv_init(k * k * layer.out_chs), name=layer.leaf)
 
-    def dwconv(self, features: int, kernel: int, stride: int, name: str = "conv_dw") -> DepthwiseConv:
-        return DepthwiseConv(features, kernel, stride, impl=self.dw_impl, dtype=self.dtype, name=name)
-
-    def bn(self, name: str) -> nn.BatchNorm:
+    def bn(self, layer: Layer) -> nn.BatchNorm:
+        """The BatchNorm after ``layer`` (named after the last part of ``layer.bn``)."""
         return nn.BatchNorm(use_running_average=not self.train, momentum=BN_MOMENTUM,
-                            epsilon=BN_EPSILON, dtype=self.dtype, name=name)
+                            epsilon=BN_EPSILON, dtype=self.dtype,
+                            name=layer.bn.rpartition("/")[2])
+
+    def conv_bn_act(self, layer: Layer, x, kernel_mask=None):
+        """``act(bn(conv(x)))`` as the layer says (no BN or activation where it has none)."""
+        conv = self.conv(layer)
+        x = conv(x, kernel_mask) if layer.kind == "depthwise" else conv(x)
+        if layer.bn is not None:
+            x = self.bn(layer)(x)
+        return x if layer.act is None else _ACTS[layer.act](x)
 
 
 class SqueezeExcite(nn.Module):
-    """Global average pool, 1×1 conv reduce (bias) + act, 1×1 conv expand (bias), sigmoid gate."""
+    """Global average pool, 1×1 conv reduce (bias) + act, 1×1 conv expand (bias), sigmoid gate:
+    the ``se_reduce`` and ``se_expand`` layers of the walk."""
 
-    reduced: int
-    act: str
+    reduce: Layer
+    expand: Layer
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x):
-        c = x.shape[-1]
+        L = _Layers(self.dtype, False, "auto")   # no BatchNorm or depthwise conv inside
         s = jnp.mean(x, axis=(1, 2), keepdims=True)
-        s = PointwiseConv(self.reduced, dtype=self.dtype, use_bias=True, name="conv_reduce")(s)
-        s = _ACTS[self.act](s)
-        s = PointwiseConv(c, dtype=self.dtype, use_bias=True, name="conv_expand")(s)
-        return x * nn.sigmoid(s)
+        s = L.conv_bn_act(self.expand, L.conv_bn_act(self.reduce, s))
+        return x * s
 
 
 def _drop_path(module: nn.Module, x, rate: float, train: bool):
@@ -274,7 +287,8 @@ def _drop_path(module: nn.Module, x, rate: float, train: bool):
 
 
 class Block(nn.Module):
-    """One ``ds`` or ``ir`` block, as fixed by :class:`~tinyjax.spec.ResolvedBlock`."""
+    """One ``ds`` or ``ir`` block, as fixed by :class:`~tinyjax.spec.ResolvedBlock`; its layers
+    are :func:`tinyjax.layers.block_layers`."""
 
     block: ResolvedBlock
     drop_path_rate: float = 0.0
@@ -288,25 +302,17 @@ class Block(nn.Module):
         kernel, ``keep`` (scalar) switches a residual block off (the block becomes the identity)."""
         b = self.block
         L = _Layers(self.dtype, train, self.dw_impl)
-        act = _ACTS[b.act]
         mask = mask or {}
         mid = mask.get("mid")
-
-        def keep_mid(y):
-            return y if mid is None else y * mid.astype(y.dtype)
-
         shortcut = x
-        if b.type == "ir":
-            x = keep_mid(act(L.bn("bn1")(L.conv(b.mid_chs, name="conv_pw")(x))))
-            x = keep_mid(act(L.bn("bn2")(L.dwconv(b.mid_chs, b.kernel, b.stride)(x, mask.get("kernel")))))
-        else:
-            x = keep_mid(act(L.bn("bn1")(L.dwconv(b.mid_chs, b.kernel, b.stride)(x, mask.get("kernel")))))
-        if b.se_chs:
-            x = SqueezeExcite(b.se_chs, b.act, dtype=self.dtype, name="se")(x)
-        if b.type == "ir":
-            x = L.bn("bn3")(L.conv(b.out_chs, name="conv_pwl")(x))
-        else:
-            x = L.bn("bn2")(L.conv(b.out_chs, name="conv_pw")(x))
+        layers = iter(block_layers(b))
+        for layer in layers:
+            if layer.kind == "se_reduce":
+                x = SqueezeExcite(layer, next(layers), dtype=self.dtype, name="se")(x)
+                continue
+            x = L.conv_bn_act(layer, x, mask.get("kernel"))
+            if mid is not None and layer.kind in ("pointwise", "depthwise"):  # the middle maps
+                x = x * mid.astype(x.dtype)
         if b.has_skip:
             x = _drop_path(self, x, self.drop_path_rate, train)
             if "keep" in mask:
@@ -316,16 +322,14 @@ class Block(nn.Module):
 
 
 class ConvBNAct(nn.Module):
-    features: int
-    kernel: int = 1
-    stride: int = 1
-    act: str = "relu"
+    """The stem or the head: one conv-BN-act :class:`~tinyjax.layers.Layer`."""
+
+    layer: Layer
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        L = _Layers(self.dtype, train, "auto")
-        return _ACTS[self.act](L.bn("bn")(L.conv(self.features, self.kernel, self.stride)(x)))
+        return _Layers(self.dtype, train, "auto").conv_bn_act(self.layer, x)
 
 
 class EfficientNet(nn.Module):
@@ -346,8 +350,7 @@ class EfficientNet(nn.Module):
     def __call__(self, x, train: bool = False, features: bool = False, masks: dict | None = None):
         spec = self.spec
         x = x.astype(self.dtype)
-        x = ConvBNAct(spec.stem.out_chs, spec.stem.kernel, spec.stem.stride, spec.act,
-                      dtype=self.dtype, name="stem")(x, train)
+        x = ConvBNAct(stem_layer(spec), dtype=self.dtype, name="stem")(x, train)
         blocks = spec.resolved_blocks()
         stage_maps = []
         for b in blocks:
@@ -358,12 +361,13 @@ class EfficientNet(nn.Module):
                 stage_maps.append(x)
         if features:
             return tuple(stage_maps)
-        if spec.head.out_chs is not None:
-            x = ConvBNAct(spec.head.out_chs, act=spec.act, dtype=self.dtype, name="head")(x, train)
+        *head, classifier = head_layers(spec, blocks[-1].out_chs)
+        for layer in head:
+            x = ConvBNAct(layer, dtype=self.dtype, name="head")(x, train)
         x = jnp.mean(x, axis=(1, 2))
         x = nn.Dropout(spec.head.dropout, deterministic=not train)(x)
-        x = nn.Dense(spec.num_classes, dtype=self.dtype, kernel_init=_dense_init(spec.num_classes),
-                     name="classifier")(x)
+        x = nn.Dense(classifier.out_chs, dtype=self.dtype,
+                     kernel_init=_dense_init(classifier.out_chs), name=classifier.name)(x)
         return x.astype(jnp.float32)
 
 
