@@ -51,6 +51,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
+from tinyjax.codegen.errors import GraphError
+from tinyjax.codegen.floatref import LUT_FUNCTIONS
+from tinyjax.codegen.ops import OPS
+from tinyjax.codegen.quantmath import QuantInfo
 from tinyjax.layers import Layer, block_layers, head_layers, stem_layer
 from tinyjax.shapes import conv_out_size
 
@@ -66,23 +70,11 @@ __all__ = [
     "graph_from_spec",
 ]
 
-OP_KINDS = ("conv", "depthwise_conv", "dense", "add", "avg_pool", "lut", "channel_mul", "pad",
-            "reshape")
+#: every op kind (the records of :data:`tinyjax.codegen.ops.OPS`)
+OP_KINDS = tuple(OPS)
 ACTIVATIONS_CLAMP = ("none", "relu", "relu6")   # fused into the producing op as a clamp range
-ACTIVATIONS_LUT = ("silu", "sigmoid", "hard_swish")  # a 256-entry int8 table op
-WEIGHTED_KINDS = ("conv", "depthwise_conv", "dense")
-
-
-class GraphError(ValueError):
-    """A graph that is not well formed, or a network the int8 graph cannot express."""
-
-
-@dataclass(frozen=True)
-class QuantInfo:
-    """Asymmetric per-tensor int8 quantisation: ``real = scale · (q − zero_point)``."""
-
-    scale: float
-    zero_point: int
+ACTIVATIONS_LUT = tuple(LUT_FUNCTIONS)          # a 256-entry int8 table op
+WEIGHTED_KINDS = tuple(k for k, rec in OPS.items() if rec.weighted)
 
 
 @dataclass(frozen=True)
@@ -157,23 +149,14 @@ class Op:
     @property
     def weight_shape(self) -> Optional[Tuple[int, ...]]:
         """The int8 weight tensor's shape in CMSIS-NN layout, or ``None`` for ops without one."""
-        if self.kind == "conv":
-            kh, kw = self.attr("kernel")
-            return (self.attr("out_chs"), kh, kw, self.attr("in_chs"))
-        if self.kind == "depthwise_conv":
-            kh, kw = self.attr("kernel")
-            return (1, kh, kw, self.attr("channels") * self.attr("ch_mult"))
-        if self.kind == "dense":
-            return (self.attr("out_features"), self.attr("in_features"))
-        return None
+        rec = OPS.get(self.kind)
+        return None if rec is None else rec.weight_shape(self)
 
     @property
     def out_channels(self) -> Optional[int]:
         """Entries of the bias (and of the per-channel multiplier/shift) of a weighted op."""
-        shape = self.weight_shape
-        if shape is None:
-            return None
-        return shape[3] if self.kind == "depthwise_conv" else shape[0]
+        rec = OPS.get(self.kind)
+        return None if rec is None else rec.out_channels(self)
 
 
 @dataclass(frozen=True)
@@ -237,18 +220,11 @@ class Graph:
             raise GraphError("op names are not unique")
         defined = set(self.inputs)
         for op in self.ops:
-            if op.kind not in OP_KINDS:
-                raise GraphError(f"op {op.name}: unknown kind {op.kind!r}")
             for t in op.inputs:
                 if t not in defined:
                     raise GraphError(f"op {op.name} reads {t!r} before it is written")
-            if op.kind == "reshape":  # the output names its shape; only the size must agree
-                expected = self.tensor(op.output).shape
-                if self.tensor(op.inputs[0]).size != self.tensor(op.output).size:
-                    raise GraphError(f"op {op.name}: reshapes {self.tensor(op.inputs[0]).shape} "
-                                     f"to {expected}")
-            else:
-                expected = infer_shape(op, [self.tensor(t).shape for t in op.inputs])
+            expected = infer_shape(op, [self.tensor(t).shape for t in op.inputs],
+                                   self.tensor(op.output).shape)
             for t in op.outputs:
                 if t in defined:
                     raise GraphError(f"tensor {t!r} is written twice")
@@ -263,75 +239,20 @@ class Graph:
 
     def macs(self, op: Op) -> int:
         """Multiply-accumulates of one op (0 for ops without weights)."""
-        out = self.tensor(op.output).shape
-        if op.kind == "conv":
-            kh, kw = op.attr("kernel")
-            return out[1] * out[2] * out[3] * kh * kw * op.attr("in_chs")
-        if op.kind == "depthwise_conv":
-            kh, kw = op.attr("kernel")
-            return out[1] * out[2] * out[3] * kh * kw
-        if op.kind == "dense":
-            return op.attr("in_features") * op.attr("out_features")
-        return 0
+        return OPS[op.kind].macs(op, self.tensor(op.output).shape)
 
     def total_macs(self) -> int:
         return sum(self.macs(op) for op in self.ops)
 
 
-def _out_hw(h: int, w: int, op: Op) -> Tuple[int, int]:
-    kh, kw = op.attr("kernel")
-    sh, sw = op.attr("stride")
-    ph, pw = op.attr("padding")
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    if oh < 1 or ow < 1:
-        raise GraphError(f"op {op.name}: a {h}x{w} input is too small for kernel {kh}x{kw}")
-    return oh, ow
-
-
-def infer_shape(op: Op, in_shapes) -> Tuple[int, ...]:
-    """The output shape of ``op`` given its input shapes (raises :class:`GraphError`)."""
-    k = op.kind
-    if k in ("conv", "depthwise_conv", "avg_pool"):
-        n, h, w, c = in_shapes[0]
-        oh, ow = _out_hw(h, w, op)
-        if k == "conv":
-            if c != op.attr("in_chs"):
-                raise GraphError(f"op {op.name}: input has {c} channels, in_chs={op.attr('in_chs')}")
-            return (n, oh, ow, op.attr("out_chs"))
-        if k == "depthwise_conv":
-            if c != op.attr("channels"):
-                raise GraphError(f"op {op.name}: input has {c} channels, "
-                                 f"channels={op.attr('channels')}")
-            return (n, oh, ow, c * op.attr("ch_mult"))
-        return (n, oh, ow, c)
-    if k == "dense":
-        flat = 1
-        for d in in_shapes[0][1:]:
-            flat *= d
-        if flat != op.attr("in_features"):
-            raise GraphError(f"op {op.name}: input has {flat} features, "
-                             f"in_features={op.attr('in_features')}")
-        return (in_shapes[0][0], op.attr("out_features"))
-    if k == "add":
-        if in_shapes[0] != in_shapes[1]:
-            raise GraphError(f"op {op.name}: adds {in_shapes[0]} and {in_shapes[1]}")
-        return tuple(in_shapes[0])
-    if k == "lut":
-        if op.attr("fn") not in ACTIVATIONS_LUT:
-            raise GraphError(f"op {op.name}: no lookup table for {op.attr('fn')!r}")
-        return tuple(in_shapes[0])
-    if k == "channel_mul":
-        x, g = in_shapes
-        if tuple(g) != (x[0], 1, 1, x[3]):
-            raise GraphError(f"op {op.name}: gate {g} does not match {x}")
-        return tuple(x)
-    if k == "pad":
-        (t, b), (l, r) = op.attr("padding")
-        n, h, w, c = in_shapes[0]
-        return (n, h + t + b, w + l + r, c)
-    if k == "reshape":
-        raise GraphError(f"op {op.name}: a reshape's shape comes from its output tensor")
-    raise GraphError(f"op {op.name}: unknown kind {k!r}")
+def infer_shape(op: Op, in_shapes, declared: Optional[Tuple[int, ...]] = None) -> Tuple[int, ...]:
+    """The output shape of ``op`` given its input shapes (``declared``: the output tensor's
+    stated shape, which a reshape needs). Raises :class:`GraphError`."""
+    rec = OPS.get(op.kind)
+    if rec is None:
+        raise GraphError(f"op {op.name}: unknown kind {op.kind!r}; known kinds: "
+                         f"{', '.join(OP_KINDS)}")
+    return rec.infer_shape(op, in_shapes, declared)
 
 
 def _op(name: str, kind: str, inputs: Tuple[str, ...], attrs: Tuple[Tuple[str, Any], ...]) -> Op:

@@ -33,6 +33,10 @@ dequantised again), and each op rounds where and how its CMSIS-NN kernel rounds:
   zero — what the table entry holds. Input quantisation: once, half away from zero. pad /
   reshape: exact.
 
+Each op kind's integer kernel call and its simulation are methods of its record in the op table
+(:mod:`tinyjax.codegen.ops`, ``run_int8`` and ``fake_quant``); the rounding helpers are in
+:mod:`tinyjax.codegen.fakequant`. This module runs them over a graph.
+
 Why: the integer model rounds every rescale twice and the average in the code domain; a float
 simulation that rounds the exact real value once lands one step away on ~0.3% of elements, and
 end to end those steps cascade through a deep network. With the kernels' rounding rules the
@@ -51,24 +55,14 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 
 from tinyjax.codegen import intops
-from tinyjax.codegen.graph import Graph, Op
-from tinyjax.codegen.quantize import (
-    LUT_FUNCTIONS,
-    QuantizationError,
-    QuantizedModel,
-    float_avg_pool,
-    float_conv,
-    float_depthwise,
-    float_pad,
-    quantize_input,
-)
+from tinyjax.codegen.errors import QuantizationError
+from tinyjax.codegen.fakequant import Simulation, fake_requantize, requant_right_shift
+from tinyjax.codegen.graph import Op
+from tinyjax.codegen.ops import OPS
+from tinyjax.codegen.quantize import QuantizedModel, quantize_input
 
 __all__ = ["dequantize_tensor", "fake_quant_op", "fake_requantize", "predict", "requant_right_shift",
            "run_fake_quant", "run_int8"]
-
-
-def _s(v) -> int:
-    return int(np.asarray(v))
 
 
 def _check(qmodel: QuantizedModel, x: np.ndarray, dtype) -> None:
@@ -82,45 +76,11 @@ def _check(qmodel: QuantizedModel, x: np.ndarray, dtype) -> None:
         raise QuantizationError(f"run_int8 takes an int8 input, got {x.dtype} (use quantize_input)")
 
 
-def _op_int8(graph: Graph, op: Op, p: Mapping[str, np.ndarray], ins) -> np.ndarray:
-    k = op.kind
-    if k == "conv":
-        return intops.conv_s8(ins[0], p["weight"], p["bias"], _s(p["input_offset"]),
-                              _s(p["output_offset"]), p["multiplier"], p["shift"],
-                              stride=op.attr("stride"), padding=op.attr("padding"),
-                              act_min=_s(p["act_min"]), act_max=_s(p["act_max"]))
-    if k == "depthwise_conv":
-        return intops.depthwise_conv_s8(ins[0], p["weight"], p["bias"], _s(p["input_offset"]),
-                                        _s(p["output_offset"]), p["multiplier"], p["shift"],
-                                        ch_mult=op.attr("ch_mult", 1), stride=op.attr("stride"),
-                                        padding=op.attr("padding"), act_min=_s(p["act_min"]),
-                                        act_max=_s(p["act_max"]))
-    if k == "dense":
-        x = ins[0].reshape(ins[0].shape[0], -1)
-        return intops.fully_connected_s8(x, p["weight"], p["bias"], _s(p["input_offset"]),
-                                         _s(p["filter_offset"]), _s(p["output_offset"]),
-                                         _s(p["multiplier"]), _s(p["shift"]),
-                                         act_min=_s(p["act_min"]), act_max=_s(p["act_max"]))
-    if k == "avg_pool":
-        return intops.avgpool_s8(ins[0], op.attr("kernel"), op.attr("stride"), op.attr("padding"),
-                                 act_min=_s(p["act_min"]), act_max=_s(p["act_max"]))
-    if k == "add":
-        fields = {f: _s(p[f]) for f in intops.AddParams._fields}
-        return intops.elementwise_add_s8(ins[0], ins[1], **fields, act_min=_s(p["act_min"]),
-                                         act_max=_s(p["act_max"]))
-    if k == "channel_mul":
-        fields = {f: _s(p[f]) for f in intops.MulParams._fields}
-        return intops.elementwise_mul_s8(ins[0], ins[1], **fields, act_min=_s(p["act_min"]),
-                                         act_max=_s(p["act_max"]))
-    if k == "lut":
-        return intops.lut_s8(ins[0], p["table"])
-    if k == "pad":
-        (t, b), (l, r) = op.attr("padding")
-        return np.pad(ins[0], ((0, 0), (t, b), (l, r), (0, 0)),
-                      constant_values=np.int8(_s(p["pad_value"])))
-    if k == "reshape":
-        return ins[0].reshape((ins[0].shape[0],) + tuple(graph.tensor(op.output).shape[1:]))
-    raise QuantizationError(f"op {op.name}: the integer interpreter cannot run kind {k!r}")
+def _record(op: Op):
+    rec = OPS.get(op.kind)
+    if rec is None:
+        raise QuantizationError(f"op {op.name}: the interpreter cannot run kind {op.kind!r}")
+    return rec
 
 
 def run_int8(qmodel: QuantizedModel, x_int8) -> Dict[str, np.ndarray]:
@@ -132,7 +92,8 @@ def run_int8(qmodel: QuantizedModel, x_int8) -> Dict[str, np.ndarray]:
     graph = qmodel.graph
     env: Dict[str, np.ndarray] = {graph.inputs[0]: x}
     for op in graph.ops:
-        y = _op_int8(graph, op, qmodel.params[op.name], [env[t] for t in op.inputs])
+        y = _record(op).run_int8(op, qmodel.params[op.name], [env[t] for t in op.inputs],
+                                 graph.tensor(op.output).shape)
         env[op.output] = np.asarray(y, dtype=np.int8)
     return env
 
@@ -152,123 +113,16 @@ def predict(qmodel: QuantizedModel, x_float) -> np.ndarray:
 
 # -- the float simulation -------------------------------------------------------------------------
 
-def requant_right_shift(real) -> np.ndarray:
-    """The right shift ``max(-shift, 0)`` that the quantiser's Q31 encoding of the real rescale
-    factor ``real`` gets (:func:`~tinyjax.codegen.intops.quantize_multiplier`: ``real = m·2^e``
-    with ``0.5 <= m < 1``, ``shift = e``, or ``e + 1`` when ``m·2^31`` rounds up to ``2^31``; a
-    factor below ``2^-32`` encodes as zero with shift 0). Derived from the real number only:
-    the simulation never reads the integer multiplier. int64, the shape of ``real``."""
-    r = np.asarray(real, np.float64)
-    frac, e = np.frexp(r)
-    e = e.astype(np.int64) + (np.floor(np.abs(frac) * 2.0 ** 31 + 0.5) == 2.0 ** 31)
-    e = np.where((e < -31) | (r == 0.0), 0, e)
-    return np.maximum(-e, 0)
-
-
-def fake_requantize(v, right_shift) -> np.ndarray:
-    """CMSIS-NN's default (double) rounding of the real value ``v``, in output steps, to an integer.
-
-    ``arm_nn_requantize(acc, mult, shift)`` computes ``doubling_high_mult`` — ``acc·mult / 2^31``
-    rounded half *up* — which is ``v`` on a grid of ``2^-right_shift`` output steps
-    (``right_shift = max(-shift, 0)``), then ``divide_by_power_of_two`` rounds that to an integer
-    half *away from zero*. So: ``round_half_away(floor(v·2^r + 0.5) / 2^r)``; with ``r = 0``
-    (a left-shift multiplier) a single round half up. float64 integers out (broadcast).
-    """
-    g = np.exp2(np.asarray(right_shift, np.float64))
-    high = np.floor(np.asarray(v, np.float64) * g + 0.5)
-    return intops.round_half_away(high / g)
-
-
-def _steps(qmodel: QuantizedModel, name: str, x: np.ndarray) -> np.ndarray:
-    """``x / scale`` of tensor ``name``: the value in steps of its grid (``q − zero_point``),
-    snapped to the integer it is (simulated tensors lie on their grid; this drops float noise
-    so that exact ties stay exact)."""
-    return np.rint(np.asarray(x, np.float64) / np.float64(qmodel.quant(name).scale))
-
-
-def _out(qmodel: QuantizedModel, name: str, n: np.ndarray, act_min: int = intops.INT8_MIN,
-         act_max: int = intops.INT8_MAX) -> np.ndarray:
-    """Integer-valued ``n`` (steps from the zero point) -> + zero point, clamp, dequantise."""
-    info = qmodel.quant(name)
-    q = np.clip(n + info.zero_point, act_min, act_max)
-    return (q - np.float64(info.zero_point)) * np.float64(info.scale)
-
-
-def _fake(qmodel: QuantizedModel, name: str, y: np.ndarray, act_min: int = intops.INT8_MIN,
-          act_max: int = intops.INT8_MAX) -> np.ndarray:
-    """Quantise float values once (round half away from zero, as TFLite's quantiser and the
-    lookup tables do), clamp, dequantise."""
-    info = qmodel.quant(name)
-    n = intops.round_half_away(np.asarray(y, np.float64) / np.float64(info.scale))
-    return _out(qmodel, name, n, act_min, act_max)
-
-
-def _dequant_weights(qmodel: QuantizedModel, op: Op, p) -> tuple:
-    s_in = np.float64(qmodel.quant(op.inputs[0]).scale)
-    s_w = np.asarray(p["weight_scale"], np.float64)
-    w = np.asarray(p["weight"], np.float64)
-    if op.kind == "conv":
-        w = w * s_w.reshape(-1, 1, 1, 1)
-    else:
-        w = w * s_w
-    b = np.asarray(p["bias"], np.float64) * s_in * s_w
-    return w, b
-
-
-def _scale(qmodel: QuantizedModel, name: str) -> np.float64:
-    return np.float64(qmodel.quant(name).scale)
-
-
 def fake_quant_op(qmodel: QuantizedModel, op: Op, ins) -> np.ndarray:
     """One op of the float simulation: float64 inputs (already on their int8 grids) -> the
     dequantised output (see the module docstring for what each kind models)."""
-    p = qmodel.params[op.name]
-    k = op.kind
-    clamp = (_s(p["act_min"]), _s(p["act_max"])) if "act_min" in p else ()
-    if k in ("conv", "depthwise_conv", "dense"):
-        w, b = _dequant_weights(qmodel, op, p)
-        if k == "conv":
-            y = float_conv(ins[0], w, b, op)
-        elif k == "depthwise_conv":
-            y = float_depthwise(ins[0], w, b, op)
-        else:
-            y = ins[0].reshape(ins[0].shape[0], -1) @ w.T + b
-        s_out = _scale(qmodel, op.output)
-        real = _scale(qmodel, op.inputs[0]) * np.asarray(p["weight_scale"], np.float64) / s_out
-        n = fake_requantize(y / s_out, requant_right_shift(real))
-        return _out(qmodel, op.output, n, *clamp)
-    if k == "add":
-        s1, s2 = _scale(qmodel, op.inputs[0]), _scale(qmodel, op.inputs[1])
-        s_out = _scale(qmodel, op.output)
-        left = np.float64(2.0 ** _s(p["left_shift"]))
-        twice_max = 2.0 * max(s1, s2)
-        r1, r2, r_out = s1 / twice_max, s2 / twice_max, twice_max / (left * s_out)
-        # each input rescaled to the common 2^-left_shift · twice_max grid, with its own rounding
-        a = fake_requantize(_steps(qmodel, op.inputs[0], ins[0]) * left * r1, requant_right_shift(r1))
-        c = fake_requantize(_steps(qmodel, op.inputs[1], ins[1]) * left * r2, requant_right_shift(r2))
-        n = fake_requantize((a + c) * r_out, requant_right_shift(r_out))
-        return _out(qmodel, op.output, n, *clamp)
-    if k == "channel_mul":
-        s_out = _scale(qmodel, op.output)
-        real = _scale(qmodel, op.inputs[0]) * _scale(qmodel, op.inputs[1]) / s_out
-        n = fake_requantize(ins[0] * ins[1] / s_out, requant_right_shift(real))
-        return _out(qmodel, op.output, n, *clamp)
-    if k == "avg_pool":
-        # arm_avgpool_s8 averages the stored codes q (zero point included), half away from zero
-        z = qmodel.quant(op.inputs[0]).zero_point
-        mean_q = float_avg_pool(_steps(qmodel, op.inputs[0], ins[0]) + z, op)
-        return _out(qmodel, op.output, intops.round_half_away(mean_q) - z, *clamp)
-    if k == "lut":
-        fn = op.attr("fn")
-        if fn not in LUT_FUNCTIONS:
-            raise QuantizationError(f"op {op.name}: no lookup table for {fn!r}")
-        x = _steps(qmodel, op.inputs[0], ins[0]) * _scale(qmodel, op.inputs[0])
-        return _fake(qmodel, op.output, LUT_FUNCTIONS[fn](x), *clamp)
-    if k == "pad":
-        return float_pad(ins[0], op)             # zero point == real 0: stays on the grid
-    if k == "reshape":
-        return ins[0].reshape((ins[0].shape[0],) + tuple(qmodel.graph.tensor(op.output).shape[1:]))
-    raise QuantizationError(f"op {op.name}: the float simulation cannot run kind {k!r}")
+    return _fake_op(Simulation(qmodel), op, ins)
+
+
+def _fake_op(sim: Simulation, op: Op, ins) -> np.ndarray:
+    qmodel = sim.qmodel
+    return _record(op).fake_quant(sim, op, qmodel.params[op.name], ins,
+                                  qmodel.graph.tensor(op.output).shape)
 
 
 def run_fake_quant(qmodel: QuantizedModel, x_float,
@@ -282,9 +136,10 @@ def run_fake_quant(qmodel: QuantizedModel, x_float,
     x = np.asarray(x_float, np.float64)
     _check(qmodel, x, None)
     graph = qmodel.graph
-    env: Dict[str, np.ndarray] = {graph.inputs[0]: _fake(qmodel, graph.inputs[0], x)}
+    sim = Simulation(qmodel)
+    env: Dict[str, np.ndarray] = {graph.inputs[0]: sim.fake(graph.inputs[0], x)}
     for op in graph.ops:
         src = env if inputs is None else inputs
         ins = [np.asarray(src[t], np.float64) for t in op.inputs]
-        env[op.output] = fake_quant_op(qmodel, op, ins)
+        env[op.output] = _fake_op(sim, op, ins)
     return env

@@ -50,8 +50,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .graph import Graph, GraphError, graph_from_spec
-from .kernels import DEFAULT_TARGET, KernelChoice, Target, flash_bytes, get_target, kernel_row
+from . import kernels as _kernels
+from .graph import Graph, GraphError, Op, graph_from_spec
+from .kernels import DEFAULT_TARGET, KernelChoice, Target, get_target
+from .ops import OPS
 from .planner import DEFAULT_ALIGNMENT, Buffer, MemoryPlan, lower_bound, plan
 
 __all__ = [
@@ -67,10 +69,6 @@ __all__ = [
 MAX_ORDERS = 32
 #: Of those, how many (smallest lower bound first) are fully planned.
 PLANNED_ORDERS = 3
-
-_ELEMENTWISE_IN_PLACE = ("add", "lut", "channel_mul")
-_SCRATCH_KINDS = ("conv", "depthwise_conv", "dense", "avg_pool")  # the others never need any
-_SCRATCH_CACHE: Dict[tuple, int] = {}
 
 
 def scratch_name(op_name: str) -> str:
@@ -122,19 +120,14 @@ class GraphPlan:
 
     @property
     def kernels(self) -> Mapping[str, KernelChoice]:
-        """op name -> :class:`KernelChoice` (built on first use: the search never needs it)."""
-        cached = self.__dict__.get("_kernels")
-        if cached is None:
-            graph, t = self.graph, get_target(self.target)
-            shape = {x.name: x.shape for x in graph.tensors}
-            cached = {}
-            for op, ip in zip(graph.ops, self.in_place):
-                fn, call, scratch = kernel_row(op, shape[op.inputs[0]], shape[op.outputs[0]],
-                                               t.path, ip and op.kind == "depthwise_conv")
-                cached[op.name] = KernelChoice(op.name, fn, call, scratch, ip, t.name)
-            cached = MappingProxyType(cached)
-            object.__setattr__(self, "_kernels", cached)
-        return cached
+        """op name -> :class:`KernelChoice`, derived from the plan on each access (the search
+        never needs it; bind it once when reading many ops)."""
+        graph, t = self.graph, get_target(self.target)
+        shape = {x.name: x.shape for x in graph.tensors}
+        return MappingProxyType({
+            op.name: KernelChoice(op.name, *OPS[op.kind].kernel(
+                op, shape[op.inputs[0]], shape[op.outputs[0]], t.path, ip), ip, t.name)
+            for op, ip in zip(graph.ops, self.in_place)})
 
     def live_bytes(self) -> Tuple[int, ...]:
         """Aligned bytes of the buffers live at each position of ``order``."""
@@ -152,42 +145,40 @@ class GraphPlan:
 # --------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65536)
+def _scratch_bytes(path: str, kind: str, attrs: tuple, in_shape: tuple, out_shape: tuple,
+                   can_run_in_place: bool) -> Tuple[int, int]:
+    """Scratch bytes of an op run out of place, and run in place (-1: it cannot). A pure
+    function of what the kernel rules read, memoised: a search meets the same layers again
+    and again."""
+    op = Op("", kind, (), ("",), attrs)
+    rec = OPS[kind]
+    out_of_place = rec.kernel(op, in_shape, out_shape, path, False)[2]
+    if not can_run_in_place:
+        return out_of_place, -1
+    return out_of_place, rec.kernel(op, in_shape, out_shape, path, True)[2]
+
+
 class _Static:
     """Order-independent facts of a graph, computed once per plan_graph call."""
 
-    __slots__ = ("graph", "target", "ops", "nbytes", "scratch", "dw_scratch", "graph_inputs",
-                 "graph_outputs")
+    __slots__ = ("graph", "target", "ops", "recs", "nbytes", "scratch", "in_place_scratch",
+                 "graph_inputs", "graph_outputs")
 
     def __init__(self, graph: Graph, target: Target) -> None:
         self.graph = graph
         self.target = target
         self.ops = ops = graph.ops
+        self.recs = recs = [OPS[op.kind] for op in ops]
         self.nbytes = {t.name: t.nbytes for t in graph.tensors}
         shape = {t.name: t.shape for t in graph.tensors}
         path = target.path
-        # Scratch bytes of each op run out of place, and for a depthwise conv that may run in
-        # place the in-place kernel's temporary (out_h·out_w bytes; -1: cannot run in place).
-        scratch, dw = [], []
-        cache = _SCRATCH_CACHE
-        if len(cache) > 65536:
-            cache.clear()
-        for op in ops:
-            kind = op.kind
-            if kind in _SCRATCH_KINDS:
-                ins, outs = shape[op.inputs[0]], shape[op.outputs[0]]
-                # Memoised on what the rule reads: searches meet the same layers again and again.
-                key = (path, kind, op.attrs, ins, outs)
-                b = cache.get(key)
-                if b is None:
-                    b = cache[key] = kernel_row(op, ins, outs, path)[2]
-                scratch.append(b)
-                if kind == "depthwise_conv" and dict(op.attrs)["ch_mult"] == 1:
-                    dw.append(outs[1] * outs[2])
-                    continue
-            else:
-                scratch.append(0)
-            dw.append(-1)
-        self.scratch, self.dw_scratch = scratch, dw
+        # Scratch bytes of each op run out of place, and run in place (-1: it cannot).
+        both = [_scratch_bytes(path, op.kind, op.attrs, shape[op.inputs[0]], shape[op.outputs[0]],
+                               bool(rec.in_place_inputs(op)))
+                for op, rec in zip(ops, recs)]
+        self.scratch = [b[0] for b in both]
+        self.in_place_scratch = [b[1] for b in both]
         self.graph_inputs = graph.inputs
         self.graph_outputs = frozenset(graph.outputs)
 
@@ -238,19 +229,18 @@ def _layout(st: _Static, order: Sequence[int], in_place: bool, prefer_shortcut: 
             pinned.add(t)
     inplace = [False] * len(ops)
     scratch: List[Tuple[int, int, int]] = []  # (op index, position, bytes)
-    op_scratch, dw_scratch = st.scratch, st.dw_scratch
+    op_scratch, in_place_scratch, recs = st.scratch, st.in_place_scratch, st.recs
     for p, i in enumerate(order):
         op = ops[i]
         out = op.outputs[0]
-        kind = op.kind
+        rec = recs[i]
         root = None
         s = op_scratch[i]
-        if kind == "reshape":
+        if rec.view:
             root = group[op.inputs[0]]
-        elif in_place and (kind in _ELEMENTWISE_IN_PLACE or dw_scratch[i] >= 0):
+        elif in_place and in_place_scratch[i] >= 0:
             ins = op.inputs
-            cands = ((ins[1], ins[0]) if prefer_shortcut else ins) if kind == "add" else ins[:1]
-            for x in cands:
+            for x in rec.in_place_inputs(op, prefer_shortcut):
                 g = group[x]
                 if g in pinned or g_last[g] != p:
                     continue
@@ -261,8 +251,7 @@ def _layout(st: _Static, order: Sequence[int], in_place: bool, prefer_shortcut: 
                 break
             if root is not None:
                 inplace[i] = True
-                if kind == "depthwise_conv":
-                    s = dw_scratch[i]
+                s = in_place_scratch[i]
         if s:
             scratch.append((i, p, s))
         t_last = last.get(out, p)
@@ -475,7 +464,7 @@ def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "por
     for lay in layouts:
         mp = _plan(lay.buffers, algorithm, alignment, verify)
         if mp.peak_bytes > mp.lower_bound_bytes and in_place and any(
-                op.kind == "add" for op in graph.ops):
+                len(rec.in_place_inputs(op)) > 1 for op, rec in zip(graph.ops, st.recs)):
             # Overwriting the branch instead of the shortcut gives the same live totals but
             # other rectangles; try it when the first packing is not provably optimal.
             alt = _layout(st, lay.order, in_place, False)
@@ -487,16 +476,10 @@ def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "por
     return _finish(st, best[0], best[1])
 
 
-def _as_graph(spec_or_graph) -> Graph:
-    if isinstance(spec_or_graph, Graph):
-        return spec_or_graph
-    return graph_from_spec(spec_or_graph)
-
-
 @functools.lru_cache(maxsize=4096)
 def _spec_memory(spec, target: str) -> Tuple[int, int]:
     graph = graph_from_spec(spec)
-    return plan_graph(graph, target, verify=False).peak_bytes, flash_bytes(graph)
+    return plan_graph(graph, target, verify=False).peak_bytes, _kernels.flash_bytes(graph)
 
 
 def peak_sram_bytes(spec_or_graph, target: str = DEFAULT_TARGET) -> int:
@@ -515,13 +498,9 @@ def fits(spec, sram_bytes: int, flash_bytes: Optional[int] = None,
     get_target(target)
     if isinstance(spec, Graph):
         peak = plan_graph(spec, target).peak_bytes
-        flash = None if flash_bytes is None else _flash(spec)
+        flash = None if flash_bytes is None else _kernels.flash_bytes(spec)
     else:
         peak, flash = _spec_memory(spec, target)
     if peak > sram_bytes:
         return False
     return flash_bytes is None or flash <= flash_bytes
-
-
-def _flash(graph: Graph) -> int:
-    return flash_bytes(graph)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from tinyjax.codegen import intops
+from tinyjax.codegen import floatref
 from tinyjax.codegen.graph import Graph, Op, QuantInfo, Tensor, graph_from_spec
 from tinyjax.codegen.interpreter import (
     dequantize_tensor,
@@ -34,8 +35,6 @@ from tinyjax.codegen.quantize import (
     QuantizationError,
     QuantizedModel,
     calibrate,
-    float_conv,
-    float_depthwise,
     quantize,
     quantize_input,
     run_float,
@@ -59,11 +58,13 @@ def one_op(op: Op, in_shapes, out_shape, params, zero_point: int = 0) -> Quantiz
 
 
 def run_one(qm, *xs):
-    """run_int8 for single-input graphs; multi-input ops go through the same kernel dispatch."""
-    from tinyjax.codegen import interpreter
+    """The op table's integer kernel of a one-op model, on explicit inputs (run_int8 takes a
+    single graph input; multi-input ops go through the same record)."""
+    from tinyjax.codegen.ops import OPS
 
     op = qm.graph.ops[0]
-    return interpreter._op_int8(qm.graph, op, qm.params[op.name], [np.asarray(x, np.int8) for x in xs])
+    return OPS[op.kind].run_int8(op, qm.params[op.name], [np.asarray(x, np.int8) for x in xs],
+                                 qm.graph.tensor(op.output).shape)
 
 
 def conv_params(w, bias, in_off, out_off, mult, shift, act=(-128, 127)):
@@ -274,8 +275,9 @@ def trained_ish(graph: Graph, x: np.ndarray, seed: int):
             continue
         env = run_float(Graph(graph.tensors, graph.ops[:i], graph.inputs, ()), params, x)
         p = params[op.name]
-        f = float_conv if op.kind == "conv" else float_depthwise
-        y = f(env[op.inputs[0]], p["weight"], p["bias"], op)
+        f = floatref.conv if op.kind == "conv" else floatref.depthwise
+        y = f(env[op.inputs[0]], p["weight"], p["bias"], op.attr("kernel"), op.attr("stride"),
+              op.attr("padding"))
         mu, sd = y.mean(axis=(0, 1, 2)), y.std(axis=(0, 1, 2)) + 1e-3
         k = rng.uniform(0.5, 1.5, mu.shape) / sd
         beta = rng.normal(0.3, 0.5, mu.shape)

@@ -11,14 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from specs import model_specs
 
 from tinyjax.codegen import intops
+from tinyjax.codegen.floatref import LUT_FUNCTIONS
 from tinyjax.codegen.graph import Graph, Op, QuantInfo, Tensor, graph_from_spec
+from tinyjax.codegen.quantmath import SIGMOID_QUANT, activation_range, choose_quant
 from tinyjax.codegen.quantize import (
-    SIGMOID_QUANT,
     QuantizationError,
     QuantizedModel,
-    activation_range,
     calibrate,
-    choose_quant,
     fold_batchnorm,
     quantize,
     quantize_input,
@@ -255,7 +254,6 @@ def test_lut_add_mul_params(small_quantized):
         qi = [qm.quant(t) for t in op.inputs]
         qo = qm.quant(op.output)
         if op.kind == "lut":
-            from tinyjax.codegen.quantize import LUT_FUNCTIONS
 
             want = intops.make_lut(LUT_FUNCTIONS[op.attr("fn")], qi[0].scale, qi[0].zero_point,
                                    qo.scale, qo.zero_point)

@@ -1,0 +1,55 @@
+"""The ``avg_pool`` op kind: ``kernel (kh, kw)``, ``stride (sh, sw)``, ``padding (ph, pw)``.
+
+``arm_avgpool_s8`` averages the stored int8 codes (zero point included) over the window cells
+inside the input, rounding half away from zero, and does not requantise: the output keeps the
+input's quantisation. The global pools before the classifier and inside squeeze-excite are
+avg_pools whose window is the whole map. Flash: 4 int32 (input offset, output offset,
+multiplier, shift) = 16 bytes; scratch on DSP: one int32 row of sums, ``4 · C`` bytes.
+"""
+
+from __future__ import annotations
+
+from tinyjax.codegen import floatref, intops
+from tinyjax.codegen.ops.base import OpKind, scalar, window_hw
+from tinyjax.codegen.quantmath import i32
+
+
+class AvgPool(OpKind):
+    name = "avg_pool"
+    same_quant = True
+
+    def infer_shape(self, op, in_shapes, declared=None):
+        n, h, w, c = in_shapes[0]
+        return (n,) + window_hw(op, h, w) + (c,)
+
+    def _pool(self, op, x):
+        return floatref.avg_pool(x, op.attr("kernel"), op.attr("stride"), op.attr("padding"))
+
+    def run_float(self, op, ins, params, out_shape):
+        return self._pool(op, ins[0])
+
+    def quantize(self, op, q_ins, q_out, params):
+        return {"act_min": i32(intops.INT8_MIN), "act_max": i32(intops.INT8_MAX)}
+
+    def run_int8(self, op, p, ins, out_shape):
+        return intops.avgpool_s8(ins[0], op.attr("kernel"), op.attr("stride"), op.attr("padding"),
+                                 act_min=scalar(p["act_min"]), act_max=scalar(p["act_max"]))
+
+    def fake_quant(self, sim, op, p, ins, out_shape):
+        # the mean of the stored codes q (zero point included), half away from zero: not the
+        # mean of the real values, which differs on ties whenever the zero point is not 0
+        z = sim.zero_point(op.inputs[0])
+        mean_q = self._pool(op, sim.steps(op.inputs[0], ins[0]) + z)
+        return sim.out(op.output, intops.round_half_away(mean_q) - z, scalar(p["act_min"]),
+                       scalar(p["act_max"]))
+
+    def kernel(self, op, in_shape, out_shape, path, in_place=False):
+        # arm_avgpool_s8_get_buffer_size(output_x, ch_src): DSP ch_src · sizeof(int32_t)
+        # (a row of int32 sums), MVE and plain C 0.
+        return "arm_avgpool_s8", "arm_avgpool_s8", 4 * in_shape[3] if path == "dsp" else 0
+
+    def flash_bytes(self, op):
+        return 4 * 4
+
+
+KINDS = (AvgPool(),)
