@@ -286,15 +286,18 @@ def test_quantized_model_is_a_frozen_pytree(small_quantized):
         qm.graph = None
 
 
-def test_quantize_input(small_quantized):
-    _, _, _, qm = small_quantized
-    x = np.random.default_rng(5).standard_normal((2, 16, 16, 3)).astype(np.float32)
-    q = qm.quant("input")
+def test_quantize_input_rounds_half_away_and_saturates():
+    # input quantisation scale 0.5, zero point 3: q = clamp(round_half_away(x / 0.5) + 3)
+    g = Graph((Tensor("input", (1, 1, 1, 6)), Tensor("r", (1, 6))),
+              (Op.make("r", "reshape", ["input"]),), ("input",), ("r",))
+    qm = QuantizedModel(g.with_quant({"input": QuantInfo(0.5, 3), "r": QuantInfo(0.5, 3)}),
+                        {"r": {}})
+    x = np.array([0.0, 0.25, -0.25, 0.74, 1000.0, -1000.0], np.float32).reshape(1, 1, 1, 6)
     got = quantize_input(qm, x)
     assert got.dtype == np.int8
-    np.testing.assert_array_equal(got, intops.quantize(x, q.scale, q.zero_point))
+    assert got.ravel().tolist() == [3, 4, 2, 4, 127, -128]
     with pytest.raises(QuantizationError, match="does not fit"):
-        quantize_input(qm, x[:, :8])
+        quantize_input(qm, x[:, :, :, :3])
 
 
 def test_user_errors_are_tinyjax_errors(small_quantized):
