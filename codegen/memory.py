@@ -51,9 +51,10 @@ from types import MappingProxyType
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import kernels as _kernels
-from .graph import Graph, GraphError, Op, graph_from_spec
+from .graph import Graph, Op, graph_from_spec
 from .kernels import DEFAULT_TARGET, KernelChoice, Target, get_target
 from .ops import OPS
+from .orders import dependencies, enumerate_orders, explicit_order, greedy_order, is_chain
 from .planner import DEFAULT_ALIGNMENT, Buffer, MemoryPlan, lower_bound, plan
 
 __all__ = [
@@ -276,112 +277,6 @@ def _layout(st: _Static, order: Sequence[int], in_place: bool, prefer_shortcut: 
 
 
 # --------------------------------------------------------------------------
-# Execution orders
-# --------------------------------------------------------------------------
-
-
-def _is_chain(graph: Graph) -> bool:
-    """True when each op reads its predecessor's output: then the given order is the only
-    topological order (a DAG has a unique topological order iff it has a Hamiltonian path)."""
-    ops = graph.ops
-    for a, b in zip(ops, ops[1:]):
-        if a.outputs[0] not in b.inputs and not set(a.outputs).intersection(b.inputs):
-            return False
-    return True
-
-
-def _dependencies(graph: Graph) -> List[List[int]]:
-    producer = graph.producers()
-    return [sorted({producer[t] for t in op.inputs if t in producer}) for op in graph.ops]
-
-
-def _enumerate_orders(deps: List[List[int]], limit: int) -> List[Tuple[int, ...]]:
-    """Up to ``limit`` topological orders, depth first (lowest op index first at each step)."""
-    n = len(deps)
-    users: List[List[int]] = [[] for _ in range(n)]
-    indeg = [len(d) for d in deps]
-    for i, d in enumerate(deps):
-        for j in d:
-            users[j].append(i)
-    out: List[Tuple[int, ...]] = []
-    cur: List[int] = []
-
-    def rec(ready: List[int]) -> None:
-        if len(out) >= limit:
-            return
-        if not ready:
-            if len(cur) == n:
-                out.append(tuple(cur))
-            return
-        for i in sorted(ready):
-            nxt = [r for r in ready if r != i]
-            for u in users[i]:
-                indeg[u] -= 1
-                if indeg[u] == 0:
-                    nxt.append(u)
-            cur.append(i)
-            rec(nxt)
-            cur.pop()
-            for u in users[i]:
-                indeg[u] += 1
-            if len(out) >= limit:
-                return
-
-    rec([i for i in range(n) if indeg[i] == 0])
-    return out
-
-
-def _greedy_order(graph: Graph, deps: List[List[int]], nbytes: Mapping[str, int]) -> Tuple[int, ...]:
-    """At each step run the ready op that adds the fewest live bytes (output minus inputs it
-    frees); ties by graph index."""
-    n = len(deps)
-    remaining = {t: len(c) for t, c in graph.consumers().items()}
-    indeg = [len(d) for d in deps]
-    users: List[List[int]] = [[] for _ in range(n)]
-    for i, d in enumerate(deps):
-        for j in d:
-            users[j].append(i)
-    ready = {i for i in range(n) if indeg[i] == 0}
-    order = []
-    outputs = set(graph.outputs)
-    while ready:
-        def delta(i: int) -> Tuple[int, int]:
-            op = graph.ops[i]
-            freed = sum(nbytes[t] for t in set(op.inputs)
-                        if remaining[t] == op.inputs.count(t) and t not in outputs)
-            return (nbytes[op.outputs[0]] - freed, i)
-
-        i = min(ready, key=delta)
-        ready.remove(i)
-        order.append(i)
-        for t in graph.ops[i].inputs:
-            remaining[t] -= 1
-        for u in users[i]:
-            indeg[u] -= 1
-            if indeg[u] == 0:
-                ready.add(u)
-    return tuple(order)
-
-
-def _explicit_order(graph: Graph, names: Sequence[str]) -> Tuple[int, ...]:
-    index = {op.name: i for i, op in enumerate(graph.ops)}
-    try:
-        order = tuple(index[n] for n in names)
-    except KeyError as e:
-        raise GraphError(f"order names an unknown op {e.args[0]!r}") from None
-    if sorted(order) != list(range(len(graph.ops))):
-        raise GraphError("order must name every op of the graph exactly once")
-    done = set(graph.inputs)
-    for i in order:
-        op = graph.ops[i]
-        for t in op.inputs:
-            if t not in done:
-                raise GraphError(f"order runs {op.name} before its input {t!r} is written")
-        done.update(op.outputs)
-    return order
-
-
-# --------------------------------------------------------------------------
 # Entry points
 # --------------------------------------------------------------------------
 
@@ -440,13 +335,13 @@ def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "por
     if isinstance(order, str) and order not in ("auto", "given"):
         raise ValueError(f"order must be 'auto', 'given' or a sequence of op names, got {order!r}")
     if not isinstance(order, str):
-        orders = [_explicit_order(graph, order)]
-    elif order == "given" or _is_chain(graph):
+        orders = [explicit_order(graph, order)]
+    elif order == "given" or is_chain(graph):
         orders = [tuple(range(n))]
     else:
-        deps = _dependencies(graph)
-        orders = [tuple(range(n)), _greedy_order(graph, deps, st.nbytes)]
-        for o in _enumerate_orders(deps, MAX_ORDERS):
+        deps = dependencies(graph)
+        orders = [tuple(range(n)), greedy_order(graph, deps, st.nbytes)]
+        for o in enumerate_orders(deps, MAX_ORDERS):
             if o not in orders:
                 orders.append(o)
     if len(orders) == 1:
