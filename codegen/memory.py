@@ -55,6 +55,8 @@ from .graph import Graph, Op, graph_from_spec
 from .kernels import DEFAULT_TARGET, KernelChoice, Target, get_target
 from .ops import OPS
 from .orders import dependencies, enumerate_orders, explicit_order, greedy_order, is_chain
+from tinyjax.shapes import align_up
+
 from .planner import DEFAULT_ALIGNMENT, Buffer, MemoryPlan, lower_bound, plan
 
 __all__ = [
@@ -135,7 +137,7 @@ class GraphPlan:
         a = self.memory_plan.alignment
         live = [0] * len(self.order)
         for b in self.memory_plan.buffers:
-            s = -(-b.size // a) * a
+            s = align_up(b.size, a)
             for p in range(b.first_use, b.last_use + 1):
                 live[p] += s
         return tuple(live)
