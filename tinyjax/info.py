@@ -163,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="print the per-layer table: kernel, shapes, MACs, scratch, live "
                              "bytes, arena offsets")
     parser.add_argument("--plan-png", metavar="FILE",
-                        help="write a picture of the memory plan (address x time) as PNG")
+                        help="write a picture of the memory plan (arena offset x op index) as "
+                             "PNG and print its path")
     parser.add_argument("--list", action="store_true", help="list zoo names and exit")
     args = parser.parse_args(argv)
 
@@ -190,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plan_png:
         from tinyjax.codegen.report import plan_png
         try:
-            Path(args.plan_png).write_bytes(plan_png(plan[0]))
+            Path(args.plan_png).write_bytes(plan_png(plan[0], spec.name))
         except OSError as e:
             raise TinyJaxError(f"cannot write {args.plan_png}: {e.strerror or e}") from None
     if args.json:
@@ -204,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"memory ({gp.target}): peak SRAM {gp.peak_bytes / 1024:.1f} kB (lower bound "
               f"{gp.lower_bound_bytes / 1024:.1f} kB), flash {flash / 1024:.1f} kB "
               f"(weights and constants)")
+    if args.plan_png:  # after the report, on stderr under --json so that stdout stays JSON
+        print(f"wrote {args.plan_png}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
