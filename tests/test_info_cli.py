@@ -72,6 +72,20 @@ def test_bad_resolution_exits_2(args):
     assert run(*args).returncode == 2
 
 
+def test_resolution_below_the_total_stride_names_the_smallest_valid_one(capsys):
+    from tinyjax.errors import run_cli
+    from tinyjax.info import min_resolution
+
+    assert min_resolution(count(get_spec("mcunet_in2"))) == 32   # stem 2 x five stride-2 stages
+    assert run_cli(main, ["mcunet_in2", "--resolution", "3"], prog="tinyjax.info") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "resolution 3" in err[0] and "smallest valid resolution is 32" in err[0]
+    assert run_cli(main, ["mcunet_in2", "--resolution", "31", "--json"]) == 2
+    capsys.readouterr()
+    assert main(["mcunet_in2", "--resolution", "32", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["resolution"] == 32
+
+
 def test_zoo_listing_and_no_framework_import():
     code = ("import sys; from tinyjax.info import main; main([]); main(['tinynet_a', '--json']); "
             "assert not {'jax', 'tensorflow', 'torch', 'matplotlib'} & set(sys.modules), 'heavy'")
