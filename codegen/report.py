@@ -1,26 +1,32 @@
 """Human-readable views of a :class:`~tinyjax.codegen.memory.GraphPlan`: a per-layer text table
-and a PNG picture of the arena (address × time), drawn with numpy and zlib only.
+and a picture of the arena (address × time) drawn with matplotlib.
 
 * :func:`layer_rows` — one dict per op in execution order (name, kind, kernel, shapes, MACs,
   scratch bytes, live bytes, offsets of its tensors);
 * :func:`layer_table` — the same as aligned text, with a summary line;
-* :func:`plan_image` — an ``(H, W, 3)`` uint8 array: one rectangle per buffer, x = execution
-  position, y = arena offset (0 at the bottom), labelled where the label fits; scratch buffers are
-  grey; dashed lines mark the peak (red) and the lower bound (blue);
-* :func:`png_bytes` — an RGB array encoded as a PNG file's bytes (the CLI writes them).
+* :func:`plan_figure` — a matplotlib ``Figure``: x = op index in execution order, y = arena offset
+  in kB; one rectangle per buffer from its first to its last use, coloured by stage and labelled
+  where the label fits; scratch buffers hatched grey; lines at the peak and the lower bound;
+* :func:`plan_png` — that figure as PNG bytes (the CLI writes them).
+
+matplotlib is imported inside the picture functions only (Agg canvas, no pyplot, no global
+state): the table and ``python -m tinyjax.info`` do not pay its import time.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
-from typing import Dict, List
+import io
+import re
+from typing import TYPE_CHECKING
 
-import numpy as np
+from tinyjax.codegen.memory import GraphPlan, scratch_name
 
-from .memory import GraphPlan, scratch_name
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
-__all__ = ["layer_rows", "layer_table", "plan_image", "plan_png", "png_bytes"]
+__all__ = ["layer_rows", "layer_table", "plan_figure", "plan_png", "short_name"]
+
+KB = 1024  # bytes per kB (DESIGN.md: units)
 
 
 def _kb(n: int) -> str:
@@ -31,7 +37,7 @@ def _shape(s) -> str:
     return "x".join(str(d) for d in s[1:]) if len(s) > 1 else str(s[0])
 
 
-def layer_rows(gp: GraphPlan) -> List[Dict[str, object]]:
+def layer_rows(gp: GraphPlan) -> list[dict[str, object]]:
     """Per op, in execution order: ``position, op, kind, output, kernel, in_shapes, out_shape, macs,
     scratch_bytes, live_bytes`` (all buffers live during the op, aligned), ``in_place``, and
     ``offsets``: tensor or ``#scratch`` name -> arena offset (bytes)."""
@@ -98,166 +104,137 @@ def layer_table(gp: GraphPlan) -> str:
 # Picture
 # --------------------------------------------------------------------------
 
-# A 5×7 bitmap font (one int per row, bit 4 = leftmost pixel); lower case draws as upper case.
-_FONT_ROWS = {
-    "0": "01110 10001 10011 10101 11001 10001 01110",
-    "1": "00100 01100 00100 00100 00100 00100 01110",
-    "2": "01110 10001 00001 00010 00100 01000 11111",
-    "3": "11111 00010 00100 00010 00001 10001 01110",
-    "4": "00010 00110 01010 10010 11111 00010 00010",
-    "5": "11111 10000 11110 00001 00001 10001 01110",
-    "6": "00110 01000 10000 11110 10001 10001 01110",
-    "7": "11111 00001 00010 00100 01000 01000 01000",
-    "8": "01110 10001 10001 01110 10001 10001 01110",
-    "9": "01110 10001 10001 01111 00001 00010 01100",
-    "A": "01110 10001 10001 11111 10001 10001 10001",
-    "B": "11110 10001 10001 11110 10001 10001 11110",
-    "C": "01110 10001 10000 10000 10000 10001 01110",
-    "D": "11100 10010 10001 10001 10001 10010 11100",
-    "E": "11111 10000 10000 11110 10000 10000 11111",
-    "F": "11111 10000 10000 11110 10000 10000 10000",
-    "G": "01110 10001 10000 10111 10001 10001 01111",
-    "H": "10001 10001 10001 11111 10001 10001 10001",
-    "I": "01110 00100 00100 00100 00100 00100 01110",
-    "J": "00111 00010 00010 00010 00010 10010 01100",
-    "K": "10001 10010 10100 11000 10100 10010 10001",
-    "L": "10000 10000 10000 10000 10000 10000 11111",
-    "M": "10001 11011 10101 10101 10001 10001 10001",
-    "N": "10001 10001 11001 10101 10011 10001 10001",
-    "O": "01110 10001 10001 10001 10001 10001 01110",
-    "P": "11110 10001 10001 11110 10000 10000 10000",
-    "Q": "01110 10001 10001 10001 10101 10010 01101",
-    "R": "11110 10001 10001 11110 10100 10010 10001",
-    "S": "01111 10000 10000 01110 00001 00001 11110",
-    "T": "11111 00100 00100 00100 00100 00100 00100",
-    "U": "10001 10001 10001 10001 10001 10001 01110",
-    "V": "10001 10001 10001 10001 10001 01010 00100",
-    "W": "10001 10001 10001 10101 10101 10101 01010",
-    "X": "10001 10001 01010 00100 01010 10001 10001",
-    "Y": "10001 10001 01010 00100 00100 00100 00100",
-    "Z": "11111 00001 00010 00100 01000 10000 11111",
-    "_": "00000 00000 00000 00000 00000 00000 11111",
-    "/": "00001 00001 00010 00100 01000 10000 10000",
-    ".": "00000 00000 00000 00000 00000 01100 01100",
-    ",": "00000 00000 00000 00000 01100 00100 01000",
-    "-": "00000 00000 00000 11111 00000 00000 00000",
-    "+": "00000 00100 00100 11111 00100 00100 00000",
-    "#": "01010 01010 11111 01010 11111 01010 01010",
-    ":": "00000 01100 01100 00000 01100 01100 00000",
-    "=": "00000 00000 11111 00000 11111 00000 00000",
-    "(": "00010 00100 01000 01000 01000 00100 00010",
-    ")": "01000 00100 00010 00010 00010 00100 01000",
-    "%": "11000 11001 00010 00100 01000 10011 00011",
-    " ": "00000 00000 00000 00000 00000 00000 00000",
-}
-_GLYPHS = {c: np.array([[ch == "1" for ch in row] for row in rows.split()], dtype=bool)
-           for c, rows in _FONT_ROWS.items()}
-_UNKNOWN = np.ones((7, 5), dtype=bool)
-CHAR_W, CHAR_H = 6, 8  # glyph plus one pixel of spacing
-
-_PALETTE = np.array([
-    (141, 211, 199), (255, 255, 179), (190, 186, 218), (251, 128, 114), (128, 177, 211),
-    (253, 180, 98), (179, 222, 105), (252, 205, 229), (188, 128, 189), (204, 235, 197),
-    (255, 237, 111), (166, 206, 227)], dtype=np.uint8)
-_SCRATCH = np.array((200, 200, 200), dtype=np.uint8)
-_INK = np.array((30, 30, 30), dtype=np.uint8)
+_SCRATCH_SUFFIX = scratch_name("")           # "#scratch"
+_STAGE = re.compile(r"^blocks_(\d+)_")
+_LABEL_PT = 7                                 # font size of the labels inside the rectangles
+_PEAK_COLOR, _BOUND_COLOR, _SCRATCH_COLOR = "#c0392b", "#1f4e9c", "#d9d9d9"
 
 
-def _text(img: np.ndarray, x: int, y: int, s: str, color=_INK) -> None:
-    """Draw ``s`` with its top-left corner at pixel (x, y), clipped to the image."""
-    h, w, _ = img.shape
-    for k, c in enumerate(s):
-        g = _GLYPHS.get(c.upper(), _UNKNOWN)
-        x0 = x + k * CHAR_W
-        ys, xs = np.nonzero(g)
-        ys, xs = ys + y, xs + x0
-        keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-        img[ys[keep], xs[keep]] = color
+def short_name(buffer: str) -> str:
+    """The label of a buffer in the picture: ``blocks_1_0/conv_pw`` -> ``1_0/pw``,
+    ``stem/conv`` -> ``stem``, a scratch buffer ends in ``#`` (``1_0/dw#``)."""
+    scratch = buffer.endswith(_SCRATCH_SUFFIX)
+    name = buffer[:-len(_SCRATCH_SUFFIX)] if scratch else buffer
+    name = name.removeprefix("blocks_")
+    name = re.sub(r"(^|/)conv_", r"\1", name)
+    if name.endswith("/conv"):                  # stem/conv, head/conv
+        name = name[:-len("/conv")]
+    return name + ("#" if scratch else "")
 
 
-def _fit(label: str, room_px: int) -> str:
-    n = room_px // CHAR_W
-    if n <= 0:
-        return ""
-    return label if len(label) <= n else (label[:n - 1] + "." if n > 2 else "")
+def _group(buffer: str) -> str:
+    """Legend group of a buffer: ``input``, ``stem``, ``stage k`` or ``head``."""
+    m = _STAGE.match(buffer)
+    if m:
+        return f"stage {m.group(1)}"
+    if buffer == "input":
+        return "input"
+    return "stem" if buffer.startswith("stem") else "head"
 
 
-def _short(name: str) -> str:
-    return name[len("blocks_"):] if name.startswith("blocks_") else name
+def _group_key(g: str) -> tuple[int, int]:
+    """Legend order: input, stem, stages in order, head."""
+    if g.startswith("stage "):
+        return (2, int(g.split()[1]))
+    return ({"input": 0, "stem": 1, "head": 3}[g], 0)
 
 
-def plan_image(gp: GraphPlan, height: int = 640, max_width: int = 1600) -> np.ndarray:
-    """The plan as an RGB image ``(H, W, 3)`` uint8: x = execution position (one column band per
-    op), y = arena offset growing upwards, one filled, outlined rectangle per buffer."""
+def _fits(text, renderer, width_px: float, height_px: float) -> bool:
+    box = text.get_window_extent(renderer)
+    return box.width + 3 <= width_px and box.height + 2 <= height_px
+
+
+def plan_figure(gp: GraphPlan, model: str = "", size: tuple[float, float] | None = None,
+                dpi: int = 100) -> Figure:
+    """The plan as a matplotlib ``Figure`` (Agg canvas) of ``size`` inches (default: wide enough
+    for every op, 6.5 in high) at ``dpi``.
+
+    Op ``p`` spans ``[p - 0.5, p + 0.5]`` on x; a buffer of ``size`` bytes at ``offset`` is the
+    rectangle ``[first_use - 0.5, last_use + 0.5] × [offset, offset + size] / 1024`` (gid = its
+    name). A buffer's :func:`short_name` is written inside it (a ``Text`` with the buffer's name as
+    gid), horizontally or vertically, only where it fits. Lines with gids ``peak`` and
+    ``lower_bound`` mark those sizes in kB.
+    """
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Rectangle
+    from matplotlib.ticker import MaxNLocator
+
     mp = gp.memory_plan
     n = max(len(gp.order), 1)
-    left, right, top, bottom = 64, 16, 28, 36
-    cell = max(6, min(40, (max_width - left - right) // n))
-    pw = cell * n
-    ph = max(120, height - top - bottom)
-    img = np.full((top + ph + bottom, left + pw + right, 3), 255, dtype=np.uint8)
-    peak = max(mp.peak_bytes, 1)
-    scale = ph / peak
-
-    def ypix(offset: int) -> int:  # offset 0 at the bottom of the plot area
-        return top + ph - int(round(offset * scale))
+    width, height = size or (min(40.0, max(9.0, 3.2 + 0.15 * n)), 6.5)
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    # fixed margins (inches), so that the rectangles' pixel sizes are known before drawing
+    left, right, bottom, top = 0.8, 1.9, 0.6, 0.55
+    ax = fig.add_axes((left / width, bottom / height, 1 - (left + right) / width,
+                       1 - (bottom + top) / height))
+    peak_kb, bound_kb = mp.peak_bytes / KB, mp.lower_bound_bytes / KB
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_ylim(0, max(peak_kb, 1e-3) * 1.06)
+    ax.set_xlabel("op index (execution order)")
+    ax.set_ylabel("arena offset (kB, 1 kB = 1024 B)")
+    head = f"{model} on {gp.target}" if model else f"target {gp.target}"
+    ax.set_title(f"{head}: peak {peak_kb:.1f} kB, lower bound {bound_kb:.1f} kB "
+                 f"({len(mp.buffers)} buffers, {len(gp.order)} ops, planner {mp.algorithm})",
+                 fontsize=10, loc="left")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=min(n, 40), integer=True))
+    ax.grid(axis="y", color="#eeeeee", linewidth=0.6)
+    ax.set_axisbelow(True)
 
     scratch = {scratch_name(o) for o in gp.scratch_offsets}
-    for k, (b, off) in enumerate(sorted(zip(mp.buffers, mp.offsets), key=lambda x: x[0].name)):
+    groups = sorted({_group(b.name) for b in mp.buffers if b.name not in scratch},
+                    key=_group_key)
+    palette = colormaps["Set3"].colors
+    color = {g: palette[i % len(palette)] for i, g in enumerate(groups)}
+
+    renderer = fig.canvas.get_renderer()
+    to_px = ax.transData.transform
+    for b, off in zip(mp.buffers, mp.offsets):
         if not b.size:
             continue
-        x0, x1 = left + b.first_use * cell, left + (b.last_use + 1) * cell
-        y1, y0 = ypix(off), ypix(off + b.size)
-        y0 = min(y0, y1 - 1)
-        color = _SCRATCH if b.name in scratch else _PALETTE[k % len(_PALETTE)]
-        img[y0:y1, x0:x1] = color
-        img[y0, x0:x1] = img[y1 - 1, x0:x1] = _INK
-        img[y0:y1, x0] = img[y0:y1, x1 - 1] = _INK
-        if y1 - y0 >= CHAR_H + 2:
-            label = _fit(_short(b.name.replace("#scratch", "#")), x1 - x0 - 4)
-            if label:
-                _text(img, x0 + 2, (y0 + y1 - 7) // 2, label)
-    # axes, peak and lower-bound lines
-    img[top:top + ph + 1, left - 1] = _INK
-    img[top + ph, left - 1:left + pw] = _INK
-    for value, color in ((mp.lower_bound_bytes, (30, 30, 220)), (mp.peak_bytes, (220, 30, 30))):
-        y = ypix(value)
-        if top <= y <= top + ph:
-            xs = np.arange(left, left + pw)
-            img[y, xs[(xs // 4) % 2 == 0]] = color
-    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
-        value = int(peak * frac)
-        y = ypix(value)
-        img[y, left - 4:left - 1] = _INK
-        _text(img, 2, y - 3, _fit(f"{value / 1024:.0f}K", left - 8))
-    step = max(1, -(-n // max(1, pw // (CHAR_W * 4))))
-    for p in range(0, n, step):
-        _text(img, left + p * cell, top + ph + 4, str(p))
-    _text(img, left, top + ph + 4 + CHAR_H + 4, "op (execution order)")
-    title = (f"{gp.target}  peak {gp.peak_bytes / 1024:.1f} kB  lower bound "
-             f"{gp.lower_bound_bytes / 1024:.1f} kB  {len(mp.buffers)} buffers")
-    _text(img, left, 8, _fit(title, img.shape[1] - left))
-    return img
+        x0, x1 = b.first_use - 0.5, b.last_use + 0.5
+        y0, y1 = off / KB, (off + b.size) / KB
+        is_scratch = b.name in scratch
+        ax.add_patch(Rectangle(
+            (x0, y0), x1 - x0, y1 - y0, gid=b.name, linewidth=0.5,
+            facecolor=_SCRATCH_COLOR if is_scratch else color[_group(b.name)],
+            edgecolor="#555555" if is_scratch else "#333333", hatch="////" if is_scratch else None))
+        (px0, py0), (px1, py1) = to_px((x0, y0)), to_px((x1, y1))
+        w_px, h_px = px1 - px0, py1 - py0
+        if min(w_px, h_px) < _LABEL_PT:   # no room for any label: skip the measuring
+            continue
+        text = ax.text((x0 + x1) / 2, (y0 + y1) / 2, short_name(b.name), gid=b.name,
+                       fontsize=_LABEL_PT, ha="center", va="center", clip_on=True)
+        if not _fits(text, renderer, w_px, h_px):
+            text.set_rotation(90)
+            if not _fits(text, renderer, w_px, h_px):
+                text.remove()
+
+    trans = ax.get_yaxis_transform()  # x in axes fraction, y in data (kB)
+    # the bound is drawn wider, so that it still shows where the peak meets it
+    for value, gid, label, colour, style, lw, va in (
+            (bound_kb, "lower_bound", "lower bound", _BOUND_COLOR, ":", 2.6, "top"),
+            (peak_kb, "peak", "peak", _PEAK_COLOR, "--", 1.4, "bottom")):
+        ax.axhline(value, color=colour, linestyle=style, linewidth=lw, gid=gid)
+        ax.text(1.005, value, f"{label} {value:.1f} kB", transform=trans, color=colour,
+                fontsize=8, ha="left", va=va, gid=f"{gid}_label")
+
+    handles = [Patch(facecolor=color[g], edgecolor="#333333", label=g) for g in groups]
+    handles.append(Patch(facecolor=_SCRATCH_COLOR, edgecolor="#555555", hatch="////",
+                         label="scratch (name#)"))
+    handles += [Line2D([], [], color=_PEAK_COLOR, linestyle="--", label="peak"),
+                Line2D([], [], color=_BOUND_COLOR, linestyle=":", label="lower bound")]
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(1.005, 0.0), fontsize=8,
+              frameon=False, title="buffers", title_fontsize=8)
+    return fig
 
 
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """Encode an ``(H, W, 3)`` uint8 array as PNG (8-bit RGB, no interlace, filter 0)."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) array, got shape {rgb.shape}")
-    h, w, _ = rgb.shape
-    raw = np.zeros((h, 1 + 3 * w), dtype=np.uint8)  # a leading 0: filter type None per row
-    raw[:, 1:] = rgb.reshape(h, 3 * w)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw.tobytes(), 9)) + chunk(b"IEND", b""))
-
-
-def plan_png(gp: GraphPlan, height: int = 640, max_width: int = 1600) -> bytes:
-    """:func:`plan_image` encoded as PNG bytes."""
-    return png_bytes(plan_image(gp, height, max_width))
+def plan_png(gp: GraphPlan, model: str = "", size: tuple[float, float] | None = None,
+             dpi: int = 100) -> bytes:
+    """:func:`plan_figure` as PNG bytes (``size`` inches × ``dpi`` pixels, RGBA)."""
+    buf = io.BytesIO()
+    plan_figure(gp, model, size, dpi).savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

@@ -72,9 +72,23 @@ def test_bad_resolution_exits_2(args):
     assert run(*args).returncode == 2
 
 
+def test_resolution_below_the_total_stride_names_the_smallest_valid_one(capsys):
+    from tinyjax.errors import run_cli
+    from tinyjax.info import min_resolution
+
+    assert min_resolution(count(get_spec("mcunet_in2"))) == 32   # stem 2 x five stride-2 stages
+    assert run_cli(main, ["mcunet_in2", "--resolution", "3"], prog="tinyjax.info") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "resolution 3" in err[0] and "smallest valid resolution is 32" in err[0]
+    assert run_cli(main, ["mcunet_in2", "--resolution", "31", "--json"]) == 2
+    capsys.readouterr()
+    assert main(["mcunet_in2", "--resolution", "32", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["resolution"] == 32
+
+
 def test_zoo_listing_and_no_framework_import():
     code = ("import sys; from tinyjax.info import main; main([]); main(['tinynet_a', '--json']); "
-            "assert not {'jax', 'tensorflow', 'torch'} & set(sys.modules), 'heavy import'")
+            "assert not {'jax', 'tensorflow', 'torch', 'matplotlib'} & set(sys.modules), 'heavy'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "mcunet_in3" in r.stdout and "tinynet_a" in r.stdout
@@ -124,13 +138,24 @@ def test_unknown_target_exits_2_naming_the_targets():
 
 
 def test_layers_table_and_plan_png(tmp_path):
+    from matplotlib.image import imread
+
     png = tmp_path / "plan.png"
     r = run("mcunet_in0", "--layers", "--plan-png", str(png))
     assert r.returncode == 0, r.stderr
     assert "target cortex-m7: peak" in r.stdout
     assert "blocks_1_0/conv_dw" in r.stdout and "tjx_depthwise_conv_inplace_s8" in r.stdout
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" in data[-12:]
+    assert r.stdout.splitlines()[-1] == f"wrote {png}"
+    h, w, _ = imread(png).shape
+    assert w > h >= 400
+
+
+def test_plan_png_with_json_keeps_stdout_json(tmp_path):
+    png = tmp_path / "plan.png"
+    r = run("mcunet_in0", "--json", "--plan-png", str(png))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["name"] == "mcunet_in0"
+    assert r.stderr.strip() == f"wrote {png}" and png.stat().st_size > 0
 
 
 def test_plan_png_to_an_unwritable_place_exits_2(tmp_path):
@@ -155,6 +180,7 @@ def test_memory_fields_without_jax():
     code = ("import sys, json, io, contextlib; from tinyjax.info import main; f = io.StringIO()\n"
             "with contextlib.redirect_stdout(f): main(['mcunet_in2', '--json'])\n"
             "assert json.loads(f.getvalue())['peak_sram_bytes'] > 0\n"
-            "assert not {'jax', 'tensorflow', 'torch'} & set(sys.modules), 'heavy import'")
+            "with contextlib.redirect_stdout(f): main(['mcunet_in2', '--layers'])\n"
+            "assert not {'jax', 'tensorflow', 'torch', 'matplotlib'} & set(sys.modules), 'heavy'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -73,7 +73,9 @@ def apply_overrides(cfg, overrides: Sequence[str]):
         try:
             node[leaf] = value
         except TypeError:
-            raise ConfigFileError(f"config key {key!r} is a {type(old).__name__}; cannot set it to "
+            kind = type(old).__name__
+            article = "an" if kind[0].lower() in "aeiou" else "a"
+            raise ConfigFileError(f"config key {key!r} is {article} {kind}; cannot set it to "
                                   f"{raw!r}") from None
     return cfg
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -69,6 +70,21 @@ def resolve_model(model: str, resolution: int | None = None) -> ModelSpec:
     else:
         spec = get_spec(model)
     return spec.with_(resolution=resolution) if resolution else spec
+
+
+def min_resolution(stats: ModelStats) -> int:
+    """Smallest input resolution (pixels) of the counted network: its total stride (the product
+    of every layer's stride), below which the last feature map holds less than one input pixel."""
+    return math.prod(layer.stride for layer in stats.layers)
+
+
+def check_resolution(spec: ModelSpec, stats: ModelStats) -> None:
+    """A :class:`SpecError` when ``spec.resolution`` is below :func:`min_resolution`."""
+    smallest = min_resolution(stats)
+    if spec.resolution < smallest:
+        raise SpecError(f"resolution {spec.resolution} is too small for {spec.name}: its strides "
+                        f"reduce the input {smallest}x, below one pixel; the smallest valid "
+                        f"resolution is {smallest}")
 
 
 def _fmt_count(n: int) -> str:
@@ -154,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="zoo name (e.g. tinynet_e, mcunet_in3), a ModelSpec JSON file, or a "
                              "ProxylessNAS/MCUNet net-config JSON file")
     parser.add_argument("--resolution", type=_positive_int, metavar="R",
-                        help="input resolution in pixels (default: the model's own)")
+                        help="input resolution in pixels, at least the network's total stride "
+                             "(default: the model's own)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--target", default=DEFAULT_TARGET, metavar="T",
                         help="deployment target for the memory figures: cortex-m4, cortex-m7, "
@@ -163,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="print the per-layer table: kernel, shapes, MACs, scratch, live "
                              "bytes, arena offsets")
     parser.add_argument("--plan-png", metavar="FILE",
-                        help="write a picture of the memory plan (address x time) as PNG")
+                        help="write a picture of the memory plan (arena offset x op index) as "
+                             "PNG and print its path")
     parser.add_argument("--list", action="store_true", help="list zoo names and exit")
     args = parser.parse_args(argv)
 
@@ -186,11 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     spec = resolve_model(args.model, args.resolution)
     stats = count(spec)
+    check_resolution(spec, stats)
     plan = memory_plan(spec, args.target)
     if args.plan_png:
         from tinyjax.codegen.report import plan_png
         try:
-            Path(args.plan_png).write_bytes(plan_png(plan[0]))
+            Path(args.plan_png).write_bytes(plan_png(plan[0], spec.name))
         except OSError as e:
             raise TinyJaxError(f"cannot write {args.plan_png}: {e.strerror or e}") from None
     if args.json:
@@ -204,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"memory ({gp.target}): peak SRAM {gp.peak_bytes / 1024:.1f} kB (lower bound "
               f"{gp.lower_bound_bytes / 1024:.1f} kB), flash {flash / 1024:.1f} kB "
               f"(weights and constants)")
+    if args.plan_png:  # after the report, on stderr under --json so that stdout stays JSON
+        print(f"wrote {args.plan_png}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

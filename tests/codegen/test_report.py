@@ -1,25 +1,16 @@
-"""Per-layer table and the PNG picture of a plan (decoded here with zlib, independently)."""
+"""Per-layer table and the matplotlib picture of a plan."""
 
 from __future__ import annotations
 
-import struct
-import zlib
+import io
+import subprocess
+import sys
 
-import numpy as np
 import pytest
 
 from tinyjax.codegen.graph import graph_from_spec
-from tinyjax.codegen.memory import plan_graph
-from tinyjax.codegen.report import (
-    CHAR_H,
-    _GLYPHS,
-    _text,
-    layer_rows,
-    layer_table,
-    plan_image,
-    plan_png,
-    png_bytes,
-)
+from tinyjax.codegen.memory import plan_graph, scratch_name
+from tinyjax.codegen.report import layer_rows, layer_table, plan_figure, plan_png, short_name
 from tinyjax.zoo import get_spec
 
 
@@ -33,23 +24,9 @@ def plan_e():  # SE blocks, lookup tables, channel multiplies
     return plan_graph(graph_from_spec(get_spec("tinynet_e", resolution=64)))
 
 
-def decode_png(data: bytes) -> np.ndarray:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, []
-    while pos < len(data):
-        (n,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
-        (crc,) = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
-        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF, kind
-        chunks.append((kind, body))
-        pos += 12 + n
-    assert [k for k, _ in chunks][0] == b"IHDR" and chunks[-1][0] == b"IEND"
-    w, h, depth, color, comp, filt, inter = struct.unpack(">IIBBBBB", chunks[0][1])
-    assert (depth, color, comp, filt, inter) == (8, 2, 0, 0, 0)
-    raw = zlib.decompress(b"".join(b for k, b in chunks if k == b"IDAT"))
-    rows = np.frombuffer(raw, dtype=np.uint8).reshape(h, 1 + 3 * w)
-    assert not rows[:, 0].any()  # filter type 0 on every row
-    return rows[:, 1:].reshape(h, w, 3)
+@pytest.fixture(scope="module")
+def figure_in0(plan_in0):
+    return plan_figure(plan_in0, "mcunet_in0")
 
 
 def test_rows_follow_the_execution_order_and_the_plan(plan_in0):
@@ -81,38 +58,87 @@ def test_text_table_has_every_op_and_the_summary(plan_e):
     assert f"in place ({len(plan_e.in_place_ops)} ops)" in lines[-1]
 
 
-def test_png_round_trips_the_image(plan_e):
-    img = plan_image(plan_e, height=300, max_width=600)
-    assert img.dtype == np.uint8 and img.shape[2] == 3 and img.shape[0] == 300
-    decoded = decode_png(plan_png(plan_e, height=300, max_width=600))
-    np.testing.assert_array_equal(decoded, img)
+def test_short_names_drop_the_repeated_parts():
+    assert short_name("blocks_1_0/conv_pw") == "1_0/pw"
+    assert short_name("blocks_1_0/conv_pwl") == "1_0/pwl"
+    assert short_name("blocks_2_1/se/conv_reduce") == "2_1/se/reduce"
+    assert short_name(scratch_name("blocks_1_0/conv_dw")) == "1_0/dw#"
+    assert short_name("stem/conv") == "stem" and short_name("input") == "input"
 
 
-def test_picture_draws_each_buffer_where_the_plan_put_it(plan_in0):
-    img = plan_image(plan_in0, height=640, max_width=1600)
+def test_figure_has_labelled_axes_and_a_title_with_model_target_and_peak(plan_in0, figure_in0):
+    (ax,) = figure_in0.axes
+    assert "op index" in ax.get_xlabel()
+    assert "arena offset" in ax.get_ylabel() and "kB" in ax.get_ylabel()
+    title = ax.get_title(loc="left")
+    assert "mcunet_in0" in title and "cortex-m7" in title
+    assert f"peak {plan_in0.peak_bytes / 1024:.1f} kB" in title
+    assert ax.get_xlim() == (-0.5, len(plan_in0.order) - 0.5)
+
+
+def test_each_buffer_is_a_rectangle_at_its_offset_and_lifetime(plan_in0, figure_in0):
+    (ax,) = figure_in0.axes
+    rects = {p.get_gid(): p for p in ax.patches}
     mp = plan_in0.memory_plan
-    # geometry used by plan_image: left margin 64, top 28, plot height 640 - 28 - 36
-    n = len(plan_in0.order)
-    cell = max(6, min(40, (1600 - 64 - 16) // n))
-    ph = 640 - 28 - 36
-    biggest = max(zip(mp.buffers, mp.offsets), key=lambda bo: bo[0].size)
-    b, off = biggest
-    x = 64 + b.first_use * cell + 1
-    y_top = 28 + ph - round((off + b.size) * ph / mp.peak_bytes)
-    y_bot = 28 + ph - round(off * ph / mp.peak_bytes)
-    inside = img[(y_top + y_bot) // 2, x]
-    assert tuple(inside) != (255, 255, 255)          # filled
-    assert tuple(img[y_top, x + 2]) == (30, 30, 30)  # outlined
-    # the peak is the top of the plot: a red dashed line there
-    assert tuple(img[28, 64]) == (220, 30, 30) and tuple(img[28, 68]) != (220, 30, 30)
+    drawn = [(b, o) for b, o in zip(mp.buffers, mp.offsets) if b.size]
+    assert set(rects) == {b.name for b, _ in drawn}
+    scratch = {scratch_name(op) for op in plan_in0.scratch_offsets}
+    for b, off in drawn:
+        r = rects[b.name]
+        assert r.get_x() == b.first_use - 0.5 and r.get_width() == b.last_use - b.first_use + 1
+        assert r.get_y() == pytest.approx(off / 1024)
+        assert r.get_height() == pytest.approx(b.size / 1024)
+        assert bool(r.get_hatch()) == (b.name in scratch)  # scratch looks different
 
 
-def test_text_rendering_uses_the_bitmap_font():
-    img = np.full((10, 20, 3), 255, np.uint8)
-    _text(img, 1, 1, "7a")
-    ink = (img == 30).all(axis=2)
-    np.testing.assert_array_equal(ink[1:8, 1:6], _GLYPHS["7"])
-    np.testing.assert_array_equal(ink[1:8, 7:12], _GLYPHS["A"])
-    assert CHAR_H == 8
-    with pytest.raises(ValueError):
-        png_bytes(np.zeros((4, 4), np.uint8))
+def test_a_text_artist_per_labelled_buffer_inside_its_rectangle(plan_in0, figure_in0):
+    (ax,) = figure_in0.axes
+    rects = {p.get_gid(): p for p in ax.patches}
+    labels = [t for t in ax.texts if t.get_gid() in rects]
+    names = [t.get_gid() for t in labels]
+    assert len(names) == len(set(names)) >= 15            # one text per labelled buffer
+    biggest = max(plan_in0.memory_plan.buffers, key=lambda b: b.size)
+    assert biggest.name in names
+    renderer = figure_in0.canvas.get_renderer()
+    for t in labels:
+        r = rects[t.get_gid()]
+        assert t.get_text() == short_name(t.get_gid())
+        x, y = t.get_position()
+        assert r.get_x() < x < r.get_x() + r.get_width()
+        assert r.get_y() < y < r.get_y() + r.get_height()
+        box, room = t.get_window_extent(renderer), r.get_window_extent(renderer)
+        assert room.x0 <= box.x0 and box.x1 <= room.x1 and room.y0 <= box.y0 and box.y1 <= room.y1
+    # a 25-byte scratch buffer has no room for a label
+    assert scratch_name("blocks_6_0/conv_dw") not in names
+
+
+def test_peak_and_lower_bound_lines_are_at_the_plan_values_in_kb(plan_e):
+    fig = plan_figure(plan_e, "tinynet_e")
+    (ax,) = fig.axes
+    lines = {line.get_gid(): line for line in ax.lines}
+    peak, bound = plan_e.peak_bytes / 1024, plan_e.lower_bound_bytes / 1024
+    assert list(lines["peak"].get_ydata()) == [peak, peak]
+    assert list(lines["lower_bound"].get_ydata()) == [bound, bound]
+    texts = {t.get_gid(): t.get_text() for t in ax.texts}
+    assert texts["peak_label"] == f"peak {peak:.1f} kB"
+    assert texts["lower_bound_label"] == f"lower bound {bound:.1f} kB"
+    assert ax.get_ylim()[1] > peak
+
+
+def test_png_bytes_read_back_at_the_requested_size(plan_e):
+    from matplotlib.image import imread
+
+    data = plan_png(plan_e, "tinynet_e", size=(8, 5), dpi=50)
+    img = imread(io.BytesIO(data), format="png")
+    assert img.shape == (250, 400, 4)
+    assert (img[..., :3] < 0.99).any() and (img[..., :3] > 0.99).any()  # drawn on white
+
+
+def test_the_table_does_not_import_matplotlib():
+    code = ("import sys; from tinyjax.codegen.graph import graph_from_spec\n"
+            "from tinyjax.codegen.memory import plan_graph\n"
+            "from tinyjax.codegen.report import layer_table\nfrom tinyjax.zoo import get_spec\n"
+            "layer_table(plan_graph(graph_from_spec(get_spec('mcunet_in0'))))\n"
+            "assert 'matplotlib' not in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

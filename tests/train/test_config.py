@@ -21,7 +21,8 @@ def test_dotted_overrides_parse_by_field_type():
     ("lrr=0.1", "unknown config key 'lrr'"),
     ("data.nam=x", "unknown config key 'data.nam'"),
     ("nothing.here=1", "unknown config key 'nothing'"),
-    ("batch_size=big", "is a int"),
+    ("batch_size=big", "is an int;"),
+    ("lr=big", "is a float;"),
     ("lr", "key=value"),
 ])
 def test_bad_overrides_name_the_key(override, message):
