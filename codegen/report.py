@@ -44,10 +44,11 @@ def layer_rows(gp: GraphPlan) -> list[dict[str, object]]:
     g = gp.graph
     live = gp.live_bytes()
     ops = {op.name: op for op in g.ops}
+    kernels = gp.kernels          # derived on each access: once for the whole table
     rows = []
     for p, name in enumerate(gp.order):
         op = ops[name]
-        k = gp.kernels[name]
+        k = kernels[name]
         offsets = {t: gp.tensor_offsets[t] for t in op.inputs}
         offsets[op.outputs[0]] = gp.tensor_offsets[op.outputs[0]]
         if name in gp.scratch_offsets:

@@ -34,7 +34,7 @@ def test_rows_follow_the_execution_order_and_the_plan(plan_in0):
     g = plan_in0.graph
     assert [r["op"] for r in rows] == list(plan_in0.order)
     assert max(r["live_bytes"] for r in rows) == plan_in0.lower_bound_bytes
-    assert sum(r["macs"] for r in rows) == g.total_macs()
+    assert sum(r["macs"] for r in rows) == 6_364_224   # mcunet-in0: 6.4M MACs, as published
     stem = rows[0]
     assert stem["kernel"] == "arm_convolve_s8" and stem["scratch_bytes"] == 112
     assert stem["offsets"]["#scratch"] == plan_in0.scratch_offsets["stem/conv"]
