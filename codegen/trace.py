@@ -14,153 +14,65 @@ How the jaxpr is read:
 * Nested jaxprs (``jit``, ``closed_call``, ``custom_jvp_call``, ``custom_vjp_call``, ``remat``) are
   inlined; inner name stacks are appended to the caller's.
 * Every value is either a *constant* (computed from parameters and literals only; evaluated with
-  numpy when values are known) or an *activation* (depends on the image). Activations are kept as
+  numpy when values are known) or an *activation* (depends on the image); both are the symbolic
+  values of :mod:`~tinyjax.codegen.trace_values`. Activations are kept as
   small lazy expressions over the output tensor of an op (per-channel affine maps, clamps,
   ``logistic``, shape views) and turned into a tensor only where a kernel reads them: then an
   affine chain folds into the weights and bias of the conv/depthwise/dense op that produced the
   tensor (inference BatchNorm, biases), and a ``[0, ∞)`` / ``[0, 6]`` clamp becomes the producing
   op's ``act``. Keeping them lazy is what lets ``x · logistic(x)`` (SiLU) and
   ``x · relu6(x + 3) / 6`` (hard-swish) be recognised as lookup-table ops.
-* ``conv_general_dilated`` is a conv (``feature_group_count`` 1) or a depthwise conv
-  (``feature_group_count`` = channels); ``dot_general`` of a 4-D activation with a
-  ``[Cin, Cout]`` constant is a 1×1 conv, of a 2-D activation a dense op; ``reduce_sum`` over H, W
-  is a global ``avg_pool`` (the division by H·W cancels its scale); the product of a ``(1,H,W,C)``
-  activation and a ``(1,1,1,C)`` one is ``channel_mul``; the sum of two activations is ``add``.
-  Reshapes, squeezes and broadcasts that move no data are views.
+* Each primitive on an activation goes to its handler in :mod:`~tinyjax.codegen.trace_handlers`
+  (``conv_general_dilated``: conv or depthwise conv; ``dot_general``: 1×1 conv or dense;
+  ``reduce_sum`` over H, W: global ``avg_pool``; products: ``channel_mul`` or a table; sums of
+  two activations: ``add``; reshapes, squeezes and broadcasts that move no data: views).
 * Names follow :mod:`tinyjax.codegen.graph`: a weighted op is named by the module path of its
   weight parameter; a lookup table ``{producer op}/{fn}``; pools, products and sums
   ``{scope}/pool``, ``{scope}/mul``, ``{scope}/add`` with the scope the equation's name stack minus
   the top module (the classifier's pool is just ``pool``).
 
 Anything the IR cannot express raises :class:`LoweringError`, one line naming the layer, the
-primitive and what to do.
+primitive and what to do. This module is the walker (``_Lowering``: inlining, materialisation,
+folding into op records) and the public API; ``LoweringError`` and ``SUPPORTED`` are defined with
+the handlers, which raise them, and re-exported here.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from tinyjax.codegen.graph import Graph, Op, Tensor
-from tinyjax.errors import TinyJaxError
+from tinyjax.codegen.trace_handlers import _ACT_HINT, _HANDLERS, SUPPORTED, LoweringError, _fail
+from tinyjax.codegen.trace_values import (
+    _Affine,
+    _Clamp,
+    _compose,
+    _Const,
+    _evaluate,
+    _Expr,
+    _is_value,
+    _Logistic,
+    _Ref,
+    _strip,
+    _view,
+)
 
-__all__ = ["LoweringError", "trace", "trace_graph"]
-
-SUPPORTED = ("tinyjax.codegen lowers conv, depthwise conv, dense, add, average pool, relu/relu6 "
-             "clamps, silu/sigmoid/hard-swish tables and squeeze-excite")
-_ACT_HINT = "use relu, relu6, silu, sigmoid or hard_swish"
+__all__ = ["LoweringError", "SUPPORTED", "trace", "trace_graph"]
 
 # Primitives whose sub-jaxpr is inlined, and the parameter that holds it.
 _INLINE = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr", "core_call": "call_jaxpr",
            "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr",
            "custom_vjp_call_jaxpr": "fun_jaxpr", "remat": "jaxpr", "remat2": "jaxpr",
            "checkpoint": "jaxpr"}
-# Shape-only primitives: on an activation they are views (when they move no data).
-_VIEWS = ("reshape", "squeeze", "expand_dims", "broadcast_in_dim", "convert_element_type", "copy",
-          "copy_p", "reduce_precision")
 # Elementwise maths that would be an activation function without an int8 form here.
 _MATH = ("tanh", "erf", "erfc", "exp", "exp2", "expm1", "log", "log1p", "integer_pow", "pow",
          "sqrt", "rsqrt", "cbrt", "abs", "sign", "sin", "cos", "tan", "atan", "asinh", "acosh",
          "atanh", "sinh", "cosh", "square", "reciprocal", "floor", "ceil", "round", "erf_inv")
 _WEIGHTED = ("conv", "depthwise_conv", "dense")
-_RTOL = 1e-6
-
-
-class LoweringError(TinyJaxError, ValueError):
-    """A network (layer, primitive) that the int8 graph IR cannot express."""
-
-
-# -- values ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, eq=False)
-class _Const:
-    """A value computed from parameters and literals only.
-
-    ``value`` is ``None`` while tracing abstractly (a parameter's value is not known); ``known``
-    means it derives from literals alone, so it is the same in every trace (clamp bounds, the
-    ``1/(H·W)`` of a mean); ``paths`` are the parameters it derives from."""
-
-    shape: Tuple[int, ...]
-    value: Optional[np.ndarray]
-    known: bool
-    paths: FrozenSet[Tuple[str, ...]] = frozenset()
-
-
-def _scalar(v: float) -> _Const:
-    return _Const((), np.asarray(v, np.float32), True)
-
-
-def _cmap(fn: Callable[..., np.ndarray], *cs: _Const) -> _Const:
-    """``fn`` of the values (``None`` if one is unknown); known if all are."""
-    values = [c.value for c in cs]
-    value = None if any(v is None for v in values) else np.asarray(fn(*values), np.float32)
-    shape = tuple(np.broadcast_shapes(*(c.shape for c in cs)))
-    return _Const(shape, value, all(c.known for c in cs), frozenset().union(*(c.paths for c in cs)))
-
-
-def _is_value(c: _Const, target: float) -> bool:
-    """Whether ``c`` is known to be ``target`` in every element."""
-    return c.known and c.value is not None and bool(np.allclose(c.value, target, rtol=_RTOL,
-                                                                atol=_RTOL * 1e-1))
-
-
-@dataclass(eq=False)
-class _Expr:
-    """An activation: ``shape`` as the jaxpr sees it, ``chans`` the channels of the tensor below,
-    ``prim``/``layer`` the equation that made it (for messages)."""
-
-    shape: Tuple[int, ...]
-    chans: int
-    prim: str
-    layer: str
-
-
-@dataclass(eq=False)
-class _Ref(_Expr):
-    """The output tensor of an op (or the graph input), as the op wrote it."""
-
-    tensor: str = ""
-
-
-@dataclass(eq=False)
-class _View(_Expr):
-    """``src`` seen with another shape (a reshape/squeeze/broadcast that moves no data)."""
-
-    src: Optional[_Expr] = None
-
-
-@dataclass(eq=False)
-class _Affine(_Expr):
-    """``src · scale + shift`` with per-channel (``(C,)``) or scalar (``()``) constants."""
-
-    src: Optional[_Expr] = None
-    scale: _Const = field(default_factory=lambda: _scalar(1.0))
-    shift: _Const = field(default_factory=lambda: _scalar(0.0))
-
-
-@dataclass(eq=False)
-class _Clamp(_Expr):
-    """``min(max(src, lo), hi)``."""
-
-    src: Optional[_Expr] = None
-    lo: float = -math.inf
-    hi: float = math.inf
-
-
-@dataclass(eq=False)
-class _Logistic(_Expr):
-    """``logistic(src)``: a sigmoid table, unless it turns out to be half of a SiLU."""
-
-    src: Optional[_Expr] = None
-
-
-def _strip(e: _Expr) -> _Expr:
-    while isinstance(e, _View):
-        e = e.src
-    return e
 
 
 # -- op records -----------------------------------------------------------------------------------
@@ -183,68 +95,12 @@ class _OpRec:
         return Op.make(self.name, self.kind, self.inputs, **self.attrs)
 
 
-def _fail(layer: str, prim: str, problem: str, hint: str = SUPPORTED) -> LoweringError:
-    return LoweringError(f"layer {layer}: primitive '{prim}' {problem}; {hint}")
-
-
 def _layer_of(name_stack: Any) -> Tuple[str, str]:
     """(scope, layer) of a name stack: the scope drops the top module and any part that is not a
     module name (an einsum spec); the layer is what messages call it (never empty)."""
     parts = [p for p in str(name_stack).split("/") if p]
     scope = "/".join(p for p in parts[1:] if p.isidentifier())
     return scope, scope or (parts[0] if parts else "<top>")
-
-
-def _join(scope: str, leaf: str) -> str:
-    return f"{scope}/{leaf}" if scope else leaf
-
-
-# -- constant evaluation --------------------------------------------------------------------------
-
-def _np_broadcast_in_dim(x: np.ndarray, shape: Sequence[int],
-                         broadcast_dimensions: Sequence[int], **_: Any) -> np.ndarray:
-    dims = list(broadcast_dimensions)
-    expanded = [x.shape[dims.index(i)] if i in dims else 1 for i in range(len(shape))]
-    return np.broadcast_to(x.reshape(expanded), tuple(shape))
-
-
-_NUMPY: Dict[str, Callable[..., np.ndarray]] = {
-    "add": lambda a, b: a + b,
-    "sub": lambda a, b: a - b,
-    "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b,
-    "max": np.maximum,
-    "min": np.minimum,
-    "neg": np.negative,
-    "sqrt": np.sqrt,
-    "rsqrt": lambda a: 1.0 / np.sqrt(a),
-    "reshape": lambda a, new_sizes, dimensions=None, **_: (
-        a.reshape(new_sizes) if dimensions is None else None),
-    "squeeze": lambda a, dimensions: np.squeeze(a, tuple(dimensions)),
-    "expand_dims": lambda a, dimensions: np.expand_dims(a, tuple(dimensions)),
-    "broadcast_in_dim": _np_broadcast_in_dim,
-    "convert_element_type": lambda a, new_dtype, **_: a.astype(new_dtype),
-    "transpose": lambda a, permutation: np.transpose(a, permutation),
-    "copy": lambda a: a,
-    "copy_p": lambda a: a,
-}
-
-
-def _evaluate(eqn: Any, values: List[np.ndarray]) -> List[np.ndarray]:
-    """The outputs of a constant equation: numpy for the usual few, JAX otherwise."""
-    out = None
-    fn = _NUMPY.get(eqn.primitive.name)
-    if fn is not None and len(eqn.outvars) == 1:
-        try:
-            out = [fn(*values, **eqn.params)]
-        except TypeError:
-            out = None
-        if out is not None and out[0] is None:
-            out = None
-    if out is None:
-        res = eqn.primitive.bind(*values, **eqn.params)
-        out = list(res) if eqn.primitive.multiple_results else [res]
-    return [np.asarray(o, dtype=v.aval.dtype) for o, v in zip(out, eqn.outvars)]
 
 
 # -- the lowering ---------------------------------------------------------------------------------
@@ -443,20 +299,6 @@ class _Lowering:
                 for r in self.ops if r.kind in _WEIGHTED}
 
 
-def _view(e: _Expr, shape: Tuple[int, ...]) -> _Expr:
-    return e if tuple(e.shape) == tuple(shape) else _View(tuple(shape), e.chans, e.prim, e.layer,
-                                                          src=e)
-
-
-def _compose(chain: List[_Affine]) -> Tuple[_Const, _Const]:
-    """One (scale, shift) for ``chain`` (outermost first)."""
-    scale, shift = _scalar(1.0), _scalar(0.0)
-    for a in reversed(chain):
-        scale = _cmap(np.multiply, a.scale, scale)
-        shift = _cmap(lambda s, b, c: s * b + c, a.scale, shift, a.shift)
-    return scale, shift
-
-
 def _act_of(c: _Clamp) -> str:
     if c.lo == 0.0 and c.hi == math.inf:
         return "relu"
@@ -464,257 +306,6 @@ def _act_of(c: _Clamp) -> str:
         return "relu6"
     raise _fail(c.layer, c.prim, f"clamps to [{c.lo:g}, {c.hi:g}], which is neither relu nor relu6",
                 _ACT_HINT)
-
-
-def _module_name(weight: _Const, scope: str) -> str:
-    """The module path of the parameter a weight comes from (``stem/conv``); else the scope."""
-    if len(weight.paths) == 1:
-        (path,) = weight.paths
-        return "/".join(path[1:-1]) or "/".join(path)
-    return scope or "layer"
-
-
-# -- handlers: (lowering, eqn, inputs, out_shape, scope, layer) -> activation ----------------------
-
-def _per_channel(c: _Const, x: _Expr, out_shape: Tuple[int, ...], prim: str, layer: str) -> _Const:
-    """``c`` as a per-channel vector ``(C,)`` or a scalar ``()`` for activation ``x``."""
-    ok = (len(c.shape) <= len(x.shape) and tuple(out_shape) == tuple(x.shape)
-          and all(d == 1 for d in c.shape[:-1]))
-    last = c.shape[-1] if c.shape else 1
-    if not ok or (last != 1 and not (last == x.shape[-1] == x.chans)):
-        raise _fail(layer, prim, f"combines an activation {x.shape} with a constant {c.shape} that "
-                    f"is not per-channel", "only per-channel scales and shifts fold into a conv")
-    vec_shape = (last,) if last != 1 else ()
-    value = None if c.value is None else np.asarray(c.value, np.float32).reshape(vec_shape)
-    return _Const(vec_shape, value, c.known, c.paths)
-
-
-def _affine(x: _Expr, scale: _Const, shift: _Const, prim: str, layer: str) -> _Expr:
-    if _is_value(scale, 1.0) and _is_value(shift, 0.0):
-        return x
-    return _Affine(x.shape, x.chans, prim, layer, src=x, scale=scale, shift=shift)
-
-
-def _bound(c: _Const, prim: str, layer: str) -> float:
-    if not c.known or c.value is None or c.value.size != 1:
-        raise _fail(layer, prim, "clamps to a bound that is not a literal scalar", _ACT_HINT)
-    return float(np.asarray(c.value).reshape(()))
-
-
-def _clamp(x: _Expr, lo: float, hi: float, prim: str, layer: str) -> _Expr:
-    s = _strip(x)
-    if isinstance(s, _Clamp):
-        lo, hi, x = max(lo, s.lo), min(hi, s.hi), s.src
-    return _Clamp(x.shape, x.chans, prim, layer, src=x, lo=lo, hi=hi)
-
-
-def _h_elementwise(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: str,
-                   layer: str) -> _Expr:
-    prim = eqn.primitive.name
-    if prim == "neg":
-        return _affine(ins[0], _scalar(-1.0), _scalar(0.0), prim, layer)
-    if prim == "logistic":
-        x = ins[0]
-        return _Logistic(x.shape, x.chans, prim, layer, src=x)
-    if prim == "clamp":
-        lo, x, hi = ins
-        if not isinstance(x, _Expr) or isinstance(lo, _Expr) or isinstance(hi, _Expr):
-            raise _fail(layer, prim, "clamps with bounds that depend on the input")
-        return _clamp(x, _bound(lo, prim, layer), _bound(hi, prim, layer), prim, layer)
-    a, b = ins
-    if isinstance(a, _Expr) and isinstance(b, _Expr):
-        if prim == "add":
-            return _add(L, a, b, out, scope, layer)
-        if prim == "mul":
-            return _mul(L, a, b, out, scope, layer)
-        raise _fail(layer, prim, "of two activations has no int8 op")
-    x, c, x_first = (a, b, True) if isinstance(a, _Expr) else (b, a, False)
-    if prim in ("max", "min"):
-        v = _bound(c, prim, layer)
-        return _clamp(x, v, math.inf, prim, layer) if prim == "max" else \
-            _clamp(x, -math.inf, v, prim, layer)
-    v = _per_channel(c, x, out, prim, layer)
-    one, zero = _scalar(1.0), _scalar(0.0)
-    if prim == "add":
-        return _affine(x, one, v, prim, layer)
-    if prim == "mul":
-        return _affine(x, v, zero, prim, layer)
-    if prim == "sub":
-        return _affine(x, one, _cmap(np.negative, v), prim, layer) if x_first else \
-            _affine(x, _scalar(-1.0), v, prim, layer)
-    if prim == "div" and x_first:
-        return _affine(x, _cmap(lambda t: 1.0 / t, v), zero, prim, layer)
-    raise _fail(layer, prim, "with the activation as divisor has no int8 op")
-
-
-def _add(L: _Lowering, a: _Expr, b: _Expr, out: Tuple[int, ...], scope: str, layer: str) -> _Expr:
-    ta, tb = L.tensor(a), L.tensor(b)
-    if L.shapes[ta] != L.shapes[tb] or tuple(a.shape) != tuple(b.shape):
-        raise _fail(layer, "add", f"adds activations of shapes {a.shape} and {b.shape}",
-                    "only same-shape residual adds are lowered")
-    ref = L.emit(_join(scope, "add"), "add", [ta, tb], L.shapes[ta], True, act="none")
-    return _view(ref, out)
-
-
-def _hard_swish_gate(x: _Expr, g: _Expr) -> Optional[float]:
-    """``k`` if ``g`` is ``k · clamp(x + 3, 0, 6)`` (then ``x · g`` is ``6k · hard_swish(x)``)."""
-    g, k = _strip(g), 1.0
-    if isinstance(g, _Affine) and _is_value(g.shift, 0.0) and g.scale.known \
-            and g.scale.value is not None and g.scale.value.size == 1:
-        k = float(np.asarray(g.scale.value).reshape(()))
-        g = _strip(g.src)
-    if not (isinstance(g, _Clamp) and g.lo == 0.0 and g.hi == 6.0):
-        return None
-    inner = _strip(g.src)
-    if isinstance(inner, _Affine) and _is_value(inner.scale, 1.0) and _is_value(inner.shift, 3.0) \
-            and _strip(inner.src) is _strip(x):
-        return k
-    return None
-
-
-def _mul(L: _Lowering, a: _Expr, b: _Expr, out: Tuple[int, ...], scope: str, layer: str) -> _Expr:
-    for x, g in ((a, b), (b, a)):
-        sg = _strip(g)
-        if isinstance(sg, _Logistic) and _strip(sg.src) is _strip(x):
-            return L.lut(L.tensor(x), "silu", out)
-        k = _hard_swish_gate(x, g)
-        if k is not None:
-            y = L.lut(L.tensor(x), "hard_swish", out)
-            return _affine(y, _scalar(6.0 * k), _scalar(0.0), "mul", layer)
-    ta, tb = L.tensor(a), L.tensor(b)
-    sa, sb = L.shapes[ta], L.shapes[tb]
-    for (x, sx, ex), (g, sg_) in (((ta, sa, a), (tb, sb)), ((tb, sb, b), (ta, sa))):
-        if len(sx) == 4 and tuple(sg_) == (1, 1, 1, sx[3]) and tuple(ex.shape) == tuple(sx):
-            ref = L.emit(_join(scope, "mul"), "channel_mul", [x, g], sx, False)
-            return _view(ref, out)
-    raise _fail(layer, "mul", f"multiplies activations of shapes {a.shape} and {b.shape}",
-                "only x · gate with a (1, 1, 1, C) gate (squeeze-excite) is lowered")
-
-
-def _h_view(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: str,
-            layer: str) -> _Expr:
-    prim = eqn.primitive.name
-    x = ins[0]
-    if not isinstance(x, _Expr) or any(isinstance(v, _Expr) for v in ins[1:]):
-        raise _fail(layer, prim, "with an input-dependent shape has no int8 op")
-    if prim == "reshape" and eqn.params.get("dimensions") is not None:
-        raise _fail(layer, prim, "transposes data", "keep activations NHWC")
-    if prim == "convert_element_type" and not _is_float(eqn.params["new_dtype"]):
-        raise _fail(layer, prim, f"casts an activation to {eqn.params['new_dtype']}",
-                    "the float model should stay in floating point")
-    return _view(x, out)
-
-
-def _is_float(dtype: Any) -> bool:
-    import jax.numpy as jnp
-
-    return bool(jnp.issubdtype(dtype, jnp.floating))
-
-
-def _h_transpose(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: str,
-                 layer: str) -> _Expr:
-    perm = tuple(eqn.params["permutation"])
-    if perm != tuple(range(len(perm))):
-        raise _fail(layer, "transpose", "moves activation data", "keep activations NHWC")
-    return ins[0]
-
-
-def _weights(ins: List[Any], prim: str, layer: str) -> Tuple[_Expr, _Const]:
-    x, w = ins[0], ins[1]
-    if not isinstance(x, _Expr) or not isinstance(w, _Const):
-        raise _fail(layer, prim, "needs the activation as its first operand and constant weights "
-                    "as its second", "compute weights from parameters only")
-    return x, w
-
-
-def _h_conv(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: str,
-            layer: str) -> _Expr:
-    prim, p = "conv_general_dilated", eqn.params
-    x, w = _weights(ins, prim, layer)
-    dn = p["dimension_numbers"]
-    nhwc = (0, 3, 1, 2)
-    if tuple(dn.lhs_spec) != nhwc or tuple(dn.out_spec) != nhwc or len(w.shape) != 4:
-        raise _fail(layer, prim, "is not a 2-D NHWC convolution", "use NHWC inputs and outputs")
-    if any(d != 1 for d in tuple(p["lhs_dilation"]) + tuple(p["rhs_dilation"])):
-        raise _fail(layer, prim, f"has dilation lhs={tuple(p['lhs_dilation'])} "
-                    f"rhs={tuple(p['rhs_dilation'])}", "use dilation 1")
-    pads = tuple(tuple(q) for q in p["padding"])
-    if any(lo != hi or lo < 0 for lo, hi in pads):
-        raise _fail(layer, prim, f"has asymmetric padding {pads}",
-                    "use symmetric padding (kernel // 2 per side, as CMSIS-NN)")
-    if p["batch_group_count"] != 1:
-        raise _fail(layer, prim, "has batch_group_count != 1")
-    o_dim, i_dim, h_dim, w_dim = dn.rhs_spec
-    kh, kw, n_out, n_in = w.shape[h_dim], w.shape[w_dim], w.shape[o_dim], w.shape[i_dim]
-    t = L.tensor(x)
-    if L.shapes[t] != tuple(x.shape):
-        raise _fail(layer, prim, f"reads a broadcast or reshaped activation {x.shape}")
-    c = x.shape[3]
-    ohwi = None if w.value is None else np.transpose(w.value, (o_dim, h_dim, w_dim, i_dim))
-    groups = p["feature_group_count"]
-    common = dict(kernel=(kh, kw), stride=tuple(int(s) for s in p["window_strides"]),
-                  padding=(pads[0][0], pads[1][0]), act="none")
-    name = _module_name(w, scope)
-    if groups == 1 and n_in == c:
-        return L.emit(name, "conv", [t], out, True, ohwi, in_chs=c, out_chs=n_out, **common)
-    if groups == c and n_in == 1 and n_out % c == 0:
-        dw = None if ohwi is None else np.transpose(ohwi, (3, 1, 2, 0))
-        return L.emit(name, "depthwise_conv", [t], out, True, dw, channels=c,
-                      ch_mult=n_out // c, **common)
-    raise _fail(layer, prim, f"is a grouped convolution ({groups} groups of {c} channels)",
-                "use a full or a depthwise convolution")
-
-
-def _h_dot(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: str,
-           layer: str) -> _Expr:
-    prim = "dot_general"
-    x, w = _weights(ins, prim, layer)
-    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
-    if lb or rb or tuple(lc) != (len(x.shape) - 1,) or len(w.shape) != 2 or len(rc) != 1:
-        raise _fail(layer, prim, f"contracts {tuple(lc)} x {tuple(rc)} of shapes {x.shape} and "
-                    f"{w.shape}", "multiply the last axis of an activation by a [in, out] matrix")
-    oi = None if w.value is None else (w.value.T if rc[0] == 0 else w.value)
-    n_in, n_out = w.shape[rc[0]], w.shape[1 - rc[0]]
-    t = L.tensor(x)
-    shape = L.shapes[t]
-    name = _module_name(w, scope)
-    if len(x.shape) == 4 and tuple(x.shape) == shape:
-        weight = None if oi is None else oi[:, None, None, :]
-        return L.emit(name, "conv", [t], out, True, weight, kernel=(1, 1), stride=(1, 1),
-                      padding=(0, 0), in_chs=n_in, out_chs=n_out, act="none")
-    if len(x.shape) == 2 and x.shape[0] == 1 and int(np.prod(shape[1:])) == n_in:
-        ref = L.emit(name, "dense", [t], (1, n_out), True, oi, in_features=n_in,
-                     out_features=n_out, act="none")
-        return _view(ref, out)
-    raise _fail(layer, prim, f"multiplies an activation of shape {x.shape}",
-                "use a (1, H, W, C) activation (1x1 conv) or a (1, F) one (dense)")
-
-
-def _h_reduce_sum(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: str,
-                  layer: str) -> _Expr:
-    x = ins[0]
-    axes = tuple(eqn.params["axes"])
-    if len(x.shape) != 4 or axes != (1, 2):
-        raise _fail(layer, "reduce_sum", f"reduces axes {axes} of {x.shape}, not a global pool",
-                    "only the mean over H and W (global average pool) is lowered")
-    t = L.tensor(x)
-    if L.shapes[t] != tuple(x.shape):
-        raise _fail(layer, "reduce_sum", f"reduces a broadcast or reshaped activation {x.shape}")
-    _, h, w, c = x.shape
-    ref = L.emit(_join(scope, "pool"), "avg_pool", [t], (1, 1, 1, c), False, kernel=(h, w),
-                 stride=(1, 1), padding=(0, 0))
-    return _affine(_view(ref, out), _scalar(float(h * w)), _scalar(0.0), "reduce_sum", layer)
-
-
-_HANDLERS: Dict[str, Callable[..., _Expr]] = {
-    **{p: _h_elementwise for p in ("add", "sub", "mul", "div", "neg", "max", "min", "clamp",
-                                   "logistic")},
-    **{p: _h_view for p in _VIEWS},
-    "transpose": _h_transpose,
-    "conv_general_dilated": _h_conv,
-    "dot_general": _h_dot,
-    "reduce_sum": _h_reduce_sum,
-}
 
 
 # -- public API -----------------------------------------------------------------------------------

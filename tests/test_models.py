@@ -3,7 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tinyjax.models import EfficientNet, create_model, depthwise_conv_shifted, init_variables
+from tinyjax.depthwise import depthwise_conv_shifted
+from tinyjax.models import EfficientNet, create_model, init_variables
 from tinyjax.spec import BlockSpec, HeadSpec, ModelSpec, StageSpec, StemSpec
 
 
@@ -107,10 +108,10 @@ def test_shifted_depthwise_equals_grouped_conv_with_gradients(k, stride, size):
 @pytest.mark.parametrize("stride", [1, 2])
 def test_blocked_depthwise_backward_equals_the_grouped_conv(monkeypatch, stride):
     """Blocks of images in the backward pass (here one image per block) give the same gradients."""
-    from tinyjax import models
+    from tinyjax import depthwise
 
-    monkeypatch.setattr(models, "DW_BLOCK_BYTES", 11 * 11 * 8 * 4)  # one 11x11x8 image
-    assert models._batch_block(6, 11 * 11 * 8 * 4) == 1 and models._batch_block(6, 100) == 6
+    monkeypatch.setattr(depthwise, "DW_BLOCK_BYTES", 11 * 11 * 8 * 4)  # one 11x11x8 image
+    assert depthwise._batch_block(6, 11 * 11 * 8 * 4) == 1 and depthwise._batch_block(6, 100) == 6
     x = jax.random.normal(jax.random.key(0), (6, 11, 11, 8))
     w = jax.random.normal(jax.random.key(1), (5, 5, 1, 8))
 

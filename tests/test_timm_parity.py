@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 
 from specs import model_specs
 from tinyjax.counting import count
-from tinyjax.models import EfficientNet, WeightImportError, from_timm, variables_from_timm
+from tinyjax.models import EfficientNet
 from tinyjax.spec import ModelSpec
+from tinyjax.timm_import import WeightImportError, from_timm, variables_from_timm
 from tinyjax.zoo import TIMM_MODELS, get_spec, list_models
 
 

@@ -1,4 +1,4 @@
-"""Flax Linen networks built from a :class:`~tinyjax.spec.ModelSpec`, and weight import from timm.
+"""Flax Linen networks built from a :class:`~tinyjax.spec.ModelSpec`.
 
 One module, :class:`EfficientNet`, builds every family in the zoo (TinyNet, EfficientNet,
 MobileNetV2, MCUNet/ProxylessNAS), exactly as timm's ``EfficientNet`` class does: conv-BN-act
@@ -19,21 +19,23 @@ Usage (pure functions over variable pytrees)::
     logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"],
                                   rngs={"dropout": key})                  # train: batch BN stats
     stage_maps = model.apply(variables, x, features=True)                # backbone feature maps
+
+The depthwise convolution's CPU implementation (k² shifted slices with a custom backward pass)
+lives in :mod:`tinyjax.depthwise`; weight import from timm (``from_timm``) in
+:mod:`tinyjax.timm_import`.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tinyjax.errors import TinyJaxError
+from tinyjax.depthwise import depthwise_conv_shifted
 from tinyjax.layers import Layer, block_layers, head_layers, stem_layer
 from tinyjax.spec import ModelSpec, ResolvedBlock
 
@@ -69,109 +71,6 @@ def _dense_init(fan_out: int):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
     return init
-
-
-def _shifted_sum(xp: jax.Array, kernel: jax.Array, stride: int, out_hw: tuple[int, int]) -> jax.Array:
-    """``Σ_ab xp[:, s·i + a, s·j + b, :] · kernel[a, b, 0, :]`` over the k×k taps."""
-    k = kernel.shape[0]
-    n, _, _, c = xp.shape
-    ho, wo = out_hw
-    out = None
-    for a in range(k):
-        for b in range(k):
-            patch = jax.lax.slice(xp, (0, a, b, 0),
-                                  (n, a + stride * (ho - 1) + 1, b + stride * (wo - 1) + 1, c),
-                                  (1, stride, stride, 1))
-            term = patch * kernel[a, b, 0]
-            out = term if out is None else out + term
-    return out
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def depthwise_conv_shifted(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """Depthwise conv (symmetric ``k // 2`` padding) as k² strided slices, multiplied and summed.
-
-    The same op as ``lax.conv_general_dilated(..., feature_group_count=C)``, several times faster
-    on XLA's CPU backend (see REFERENCES.md). The backward pass is written out the same way
-    (input gradient: the flipped kernel slid over the zero-dilated output gradient; kernel
-    gradient: k² products reduced over N, H, W) because differentiating the slices would pad and
-    add k² full-size arrays, 30× slower than the forward pass.
-    ``x``: [N, H, W, C]; ``kernel``: [k, k, 1, C].
-    """
-    return _dw_forward(x, kernel, stride)[0]
-
-
-def _dw_forward(x, kernel, stride):
-    k = kernel.shape[0]
-    p = k // 2
-    _, h, w, _ = x.shape
-    out_hw = ((h + 2 * p - k) // stride + 1, (w + 2 * p - k) // stride + 1)
-    xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-    return _shifted_sum(xp, kernel, stride, out_hw), (x, kernel)
-
-
-#: Bytes of one block of images in the depthwise backward pass (see :func:`_dw_backward`).
-DW_BLOCK_BYTES = 2 << 20
-
-
-def _batch_block(n: int, bytes_per_image: int) -> int:
-    """The largest divisor of ``n`` whose images take at most :data:`DW_BLOCK_BYTES` (at least 1)."""
-    best = 1
-    for d in range(1, n + 1):
-        if n % d == 0 and d * bytes_per_image <= DW_BLOCK_BYTES:
-            best = d
-    return best
-
-
-def _dw_backward_block(stride, x, kernel, g):
-    """Input and kernel gradients of one block of images (see :func:`_dw_backward`)."""
-    k = kernel.shape[0]
-    p = k // 2
-    n, h, w, c = x.shape
-    ho, wo = g.shape[1:3]
-    # kernel gradient: Σ_{n,i,j} xp[n, s·i + a, s·j + b, c] · g[n, i, j, c]
-    xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-    taps = []
-    for a in range(k):
-        for b in range(k):
-            patch = jax.lax.slice(xp, (0, a, b, 0),
-                                  (n, a + stride * (ho - 1) + 1, b + stride * (wo - 1) + 1, c),
-                                  (1, stride, stride, 1))
-            taps.append(jnp.sum(patch * g, axis=(0, 1, 2)))
-    dkernel = jnp.stack(taps).reshape(k, k, 1, c)
-    # input gradient: dxp[u] = Σ_a gd[u − a] · w[a], gd = g dilated by the stride; as a
-    # correlation with the flipped kernel over gd padded by k − 1 (then crop the padding p).
-    hp, wp = h + 2 * p, w + 2 * p
-    zero = jnp.zeros((), g.dtype)
-    gd = jax.lax.pad(g, zero, ((0, 0, 0),
-                               (k - 1, hp - (stride * (ho - 1) + 1), stride - 1),
-                               (k - 1, wp - (stride * (wo - 1) + 1), stride - 1),
-                               (0, 0, 0)))
-    dxp = _shifted_sum(gd, kernel[::-1, ::-1], 1, (hp, wp))
-    return dxp[:, p:p + h, p:p + w, :], dkernel
-
-
-def _dw_backward(stride, residuals, g):
-    """Both gradients are k² passes over the activations, bound by memory bandwidth on a CPU.
-    Running them over blocks of images (``lax.map``) keeps each block's activations in cache
-    across the k² passes: 3–6× faster than one pass over the whole batch on XLA's CPU backend
-    (measured on TinyNet-A at 192 px, batch 32: a training step took 3.1 s instead of 7.0 s).
-    The block size, :data:`DW_BLOCK_BYTES`, was the best of 0.25–16 MiB there."""
-    x, kernel = residuals
-    n = x.shape[0]
-    block = _batch_block(n, x[0].size * x.dtype.itemsize)
-    if block == n:
-        dx, dkernel = _dw_backward_block(stride, x, kernel, g)
-    else:
-        blocks = (x.reshape((n // block, block) + x.shape[1:]),
-                  g.reshape((n // block, block) + g.shape[1:]))
-        dx, dkernel = jax.lax.map(lambda xg: _dw_backward_block(stride, xg[0], kernel, xg[1]),
-                                  blocks)
-        dx, dkernel = dx.reshape(x.shape), jnp.sum(dkernel, axis=0)
-    return dx.astype(x.dtype), dkernel.astype(kernel.dtype)
-
-
-depthwise_conv_shifted.defvjp(_dw_forward, _dw_backward)
 
 
 class PointwiseConv(nn.Module):
@@ -459,104 +358,3 @@ def init_variables(model: EfficientNet, key: jax.Array | int = 0, batch: int = 1
         return jnp.asarray(value, leaf.dtype)
 
     return {coll: jax.tree_util.tree_map_with_path(draw, tree) for coll, tree in shapes.items()}
-
-
-# -- weight import from timm ----------------------------------------------------------------------
-
-class WeightImportError(TinyJaxError, ValueError):
-    """A state dict that does not fit the model (missing/unexpected key, wrong shape)."""
-
-
-_BN_FIELDS = {"weight": ("params", "scale"), "bias": ("params", "bias"),
-              "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
-
-
-def _timm_key_to_flax(key: str) -> tuple[str, tuple[str, ...]] | None:
-    """Map a timm EfficientNet state-dict key to (collection, flax path); None = ignored buffer."""
-    if key.endswith("num_batches_tracked"):
-        return None
-    m = re.fullmatch(r"blocks\.(\d+)\.(\d+)\.(.+)", key)
-    if m:
-        prefix: tuple[str, ...] = (f"blocks_{m.group(1)}_{m.group(2)}",)
-        rest = m.group(3)
-    else:
-        top = {"conv_stem": "stem.conv", "bn1": "stem.bn", "conv_head": "head.conv", "bn2": "head.bn"}
-        first, _, leaf = key.partition(".")
-        if first == "classifier":
-            return ("params", ("classifier", {"weight": "kernel", "bias": "bias"}[leaf]))
-        if first not in top:
-            raise WeightImportError(f"unexpected key {key!r} in the state dict")
-        prefix, rest = (), f"{top[first]}.{leaf}"
-    *mods, leaf = rest.split(".")
-    if mods[-1].startswith("bn"):
-        if leaf not in _BN_FIELDS:
-            raise WeightImportError(f"unexpected BatchNorm entry {key!r}")
-        coll, name = _BN_FIELDS[leaf]
-        return coll, prefix + tuple(mods) + (name,)
-    return "params", prefix + tuple(mods) + ({"weight": "kernel", "bias": "bias"}[leaf],)
-
-
-def _to_numpy(t: Any) -> np.ndarray:
-    if hasattr(t, "detach"):  # a torch tensor; torch itself is not imported here
-        t = t.detach().cpu().float().numpy()
-    return np.asarray(t, dtype=np.float32)
-
-
-def _convert(value: np.ndarray, path: tuple[str, ...]) -> np.ndarray:
-    if path[-1] == "kernel" and value.ndim == 4:  # OIHW -> HWIO ([C,1,k,k] -> [k,k,1,C] for dw)
-        return value.transpose(2, 3, 1, 0)
-    if path[-1] == "kernel" and value.ndim == 2:  # Linear [out, in] -> Dense [in, out]
-        return value.T
-    return value
-
-
-def variables_from_timm(model: EfficientNet, state_dict: Mapping[str, Any]) -> dict:
-    """Convert a timm state dict to Flax variables for ``model`` (checked key by key, shape by shape)."""
-    r = model.spec.resolution
-    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, r, r, model.spec.in_chs)))
-    expected = {(coll,) + tuple(getattr(k, "key", k) for k in path): leaf.shape
-                for coll in shapes
-                for path, leaf in jax.tree_util.tree_flatten_with_path(shapes[coll])[0]}
-    out: dict = {}
-    seen = set()
-    for key, tensor in state_dict.items():
-        target = _timm_key_to_flax(key)
-        if target is None:
-            continue
-        coll, path = target
-        full = (coll,) + path
-        if full not in expected:
-            raise WeightImportError(f"state dict key {key!r} has no place in {model.spec.name} "
-                                    f"(would be {'/'.join(full)}); is it the right model?")
-        value = _convert(_to_numpy(tensor), path)
-        if value.shape != expected[full]:
-            raise WeightImportError(f"{key!r}: shape {tuple(value.shape)} after conversion, "
-                                    f"{model.spec.name} expects {expected[full]}")
-        node = out.setdefault(coll, {})
-        for p in path[:-1]:
-            node = node.setdefault(p, {})
-        node[path[-1]] = jnp.asarray(value)
-        seen.add(full)
-    missing = sorted("/".join(k) for k in set(expected) - seen)
-    if missing:
-        raise WeightImportError(f"the state dict lacks {len(missing)} entries, e.g. {missing[0]}")
-    return out
-
-
-def from_timm(name: str, state_dict: Mapping[str, Any], **kwargs) -> tuple[EfficientNet, dict]:
-    """A zoo model and its variables from a timm/PyTorch state dict (``.pth`` or ``.safetensors``).
-
-    ``state_dict`` maps timm's keys to torch tensors or numpy arrays. The number of classes is read
-    from the classifier weights, so fine-tuned heads import too. Returns ``(model, variables)``;
-    ``model.apply(variables, images_nhwc)`` gives timm's logits (eval mode).
-    """
-    from tinyjax.zoo import TIMM_MODELS, get_spec
-
-    if name not in TIMM_MODELS:
-        raise WeightImportError(f"{name!r} has no timm counterpart; timm models in the zoo: "
-                                f"{', '.join(TIMM_MODELS)}")
-    spec = get_spec(name)
-    if "classifier.weight" in state_dict:
-        spec = spec.with_(num_classes=int(_to_numpy(state_dict["classifier.weight"]).shape[0]))
-    model = EfficientNet(spec, **kwargs)
-    return model, variables_from_timm(model, state_dict)

@@ -241,7 +241,7 @@ for _name, _entry in _NET_CONFIGS.items():
 
 TIMM_MODELS = tuple(TINYNET_RDW) + ("efficientnet_b0",) + tuple(MOBILENETV2_WIDTHS)
 """Zoo entries that timm also defines (same name): parity-tested against timm, importable with
-:func:`tinyjax.models.from_timm`."""
+:func:`tinyjax.timm_import.from_timm`."""
 
 
 def list_models() -> list[str]:

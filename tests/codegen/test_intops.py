@@ -1,4 +1,5 @@
-"""Tests for tinyjax.codegen.intops: CMSIS-NN (v7, default build) integer reference kernels.
+"""Tests for tinyjax.codegen.intops (CMSIS-NN (v7, default build) integer reference kernels) and
+the fixed-point rules they share, tinyjax.codegen.fixedpoint.
 
 The kernels are checked three ways:
 * literal cases worked by hand from the CMSIS-NN / TFLite definitions;
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tinyjax.codegen import fixedpoint as F
 from tinyjax.codegen import intops as I
 
 INT32_MIN = -(2**31)
@@ -212,18 +214,18 @@ HALF = 1 << 30  # Q31 multiplier meaning 0.5
     ],
 )
 def test_requantize_literal(val, mult, shift, expected):
-    assert int(I.requantize(val, mult, shift)) == expected
+    assert int(F.requantize(val, mult, shift)) == expected
     assert ref_requant(val, mult, shift) == expected
 
 
 def test_doubling_high_mult_literal():
-    assert int(I.doubling_high_mult(INT32_MIN, INT32_MIN)) == INT32_MAX
-    assert int(I.doubling_high_mult(INT32_MIN, INT32_MAX)) == -(2**31) + 1
-    assert int(I.doubling_high_mult(3, HALF)) == 2  # 1.5 -> 2
-    assert int(I.doubling_high_mult(-3, HALF)) == -1  # -1.5 -> -1 (half up)
-    assert int(I.doubling_high_mult(1, 1)) == 0
-    assert I.doubling_high_mult(np.array([4, -4]), HALF).tolist() == [2, -2]
-    assert I.doubling_high_mult(np.array([4, -4]), HALF).dtype == np.int32
+    assert int(F.doubling_high_mult(INT32_MIN, INT32_MIN)) == INT32_MAX
+    assert int(F.doubling_high_mult(INT32_MIN, INT32_MAX)) == -(2**31) + 1
+    assert int(F.doubling_high_mult(3, HALF)) == 2  # 1.5 -> 2
+    assert int(F.doubling_high_mult(-3, HALF)) == -1  # -1.5 -> -1 (half up)
+    assert int(F.doubling_high_mult(1, 1)) == 0
+    assert F.doubling_high_mult(np.array([4, -4]), HALF).tolist() == [2, -2]
+    assert F.doubling_high_mult(np.array([4, -4]), HALF).dtype == np.int32
 
 
 @pytest.mark.parametrize(
@@ -233,14 +235,14 @@ def test_doubling_high_mult_literal():
      (-(1 << 30), 31, -1), ((1 << 30) - 1, 31, 0)],
 )
 def test_divide_by_power_of_two_literal(val, exp, expected):
-    assert int(I.divide_by_power_of_two(val, exp)) == expected
+    assert int(F.divide_by_power_of_two(val, exp)) == expected
 
 
 def test_requantize_per_channel_broadcast():
     val = np.array([[100, 100, 100], [-20, -20, -20]])
     mult = np.array([HALF, HALF, 1518500250])
     shift = np.array([0, -2, -3])
-    got = I.requantize(val, mult, shift)
+    got = F.requantize(val, mult, shift)
     assert got.dtype == np.int32
     exp = [[ref_requant(int(v), int(m), int(s)) for v, m, s in zip(row, mult, shift)] for row in val]
     assert got.tolist() == exp
@@ -254,7 +256,7 @@ def test_requantize_per_channel_broadcast():
     st.integers(-31, 8),
 )
 def test_requantize_matches_reference(vals, mult, shift):
-    got = I.requantize(np.array(vals, dtype=np.int64), mult, shift)
+    got = F.requantize(np.array(vals, dtype=np.int64), mult, shift)
     assert got.tolist() == [ref_requant(v, mult, shift) for v in vals]
 
 
@@ -279,21 +281,21 @@ def test_requantize_matches_reference(vals, mult, shift):
     ],
 )
 def test_quantize_multiplier_literal(real, expected):
-    assert I.quantize_multiplier(real) == expected
-    m, s = I.quantize_multiplier_per_channel(np.array([real]))
+    assert F.quantize_multiplier(real) == expected
+    m, s = F.quantize_multiplier_per_channel(np.array([real]))
     assert (int(m[0]), int(s[0])) == expected
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.floats(min_value=2.0**-31, max_value=2.0**20, allow_nan=False, allow_infinity=False))
 def test_quantize_multiplier_property(real):
-    m, s = I.quantize_multiplier(real)
+    m, s = F.quantize_multiplier(real)
     assert 2**30 <= m <= INT32_MAX
     approx = m * 2.0 ** (s - 31)
     assert abs(approx - real) <= 2.0**-31 * real
-    mv, sv = I.quantize_multiplier_per_channel(np.array([real, real / 3]))
+    mv, sv = F.quantize_multiplier_per_channel(np.array([real, real / 3]))
     assert (int(mv[0]), int(sv[0])) == (m, s)
-    assert (int(mv[1]), int(sv[1])) == I.quantize_multiplier(real / 3)
+    assert (int(mv[1]), int(sv[1])) == F.quantize_multiplier(real / 3)
     assert mv.dtype == np.int32 and sv.dtype == np.int32
 
 
@@ -676,13 +678,20 @@ def test_make_lut_literal_and_scalar_fn():
 
 
 def test_quantize_dequantize_helpers():
-    q = I.quantize(np.array([0.25, -0.25, 0.75, -0.75, 100.0, -100.0]), 0.5, 0)
+    q = F.quantize(np.array([0.25, -0.25, 0.75, -0.75, 100.0, -100.0]), 0.5, 0)
     assert q.dtype == np.int8
     assert q.tolist() == [1, -1, 2, -2, 127, -128]  # ties away from zero, clamp
-    assert I.quantize(np.array([0.0]), 0.1, -7).tolist() == [-7]
-    np.testing.assert_allclose(I.dequantize(np.array([-7, 3]), 0.1, -7), [0.0, 1.0])
-    pc = I.quantize(np.array([[1.0, 1.0]]), np.array([0.5, 0.25]), 0)
+    assert F.quantize(np.array([0.0]), 0.1, -7).tolist() == [-7]
+    np.testing.assert_allclose(F.dequantize(np.array([-7, 3]), 0.1, -7), [0.0, 1.0])
+    pc = F.quantize(np.array([[1.0, 1.0]]), np.array([0.5, 0.25]), 0)
     assert pc.tolist() == [[2, 4]]
+
+
+def test_intops_still_exports_the_fixed_point_names():
+    # quantize.py and interpreter.py call intops.round_half_away, intops.INT8_MIN, ...
+    for name in F.__all__:
+        assert getattr(I, name) is getattr(F, name)
+        assert name in I.__all__
 
 
 def test_conv_overflow_detected():

@@ -223,6 +223,21 @@ def test_lowering_error_is_a_user_error():
     assert issubclass(LoweringError, TinyJaxError) and issubclass(LoweringError, ValueError)
 
 
+def test_values_and_handlers_do_not_import_the_walker():
+    # trace imports trace_handlers imports trace_values: the walker is passed in, never imported.
+    import ast
+    import pathlib
+
+    import tinyjax.codegen.trace as walker
+
+    for module in ("trace_values", "trace_handlers"):
+        tree = ast.parse((pathlib.Path(walker.__file__).parent / f"{module}.py").read_text())
+        imported = {("tinyjax.codegen." if n.level else "") + (n.module or "")
+                    for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "tinyjax.codegen.trace" not in imported, module
+
+
 def test_default_auto_depthwise_is_traced_as_xla_depthwise():
     model = EfficientNet(_spec(), dw_impl="auto")
     assert trace_graph(model).op("blocks_0_0/conv_dw").kind == "depthwise_conv"
