@@ -32,6 +32,8 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from tinyjax.shapes import conv_out_size
+
 # The fixed-point rules, re-exported: callers still write ``intops.requantize`` etc.
 from tinyjax.codegen.fixedpoint import (INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, _as_int_array, _wrap32,
                                         dequantize, divide_by_power_of_two, doubling_high_mult, quantize,
@@ -120,8 +122,8 @@ def _finish(acc: np.ndarray, multiplier, shift, output_offset: int, act_min: int
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
-    """``(size + 2*padding - dilation*(kernel-1) - 1) // stride + 1``."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    """``(size + 2*padding - dilation*(kernel-1) - 1) // stride + 1`` (:func:`tinyjax.shapes.conv_out_size`)."""
+    return conv_out_size(size, kernel, stride, padding, dilation)
 
 
 def _pad_and_windows(xo: np.ndarray, kh: int, kw: int, stride, padding, dilation):

@@ -23,6 +23,8 @@ from __future__ import annotations
 import bisect
 from typing import TYPE_CHECKING, Iterator, List, Sequence, Tuple
 
+from tinyjax.shapes import align_up
+
 if TYPE_CHECKING:
     from tinyjax.codegen.planner import Buffer
 
@@ -37,10 +39,6 @@ __all__ = [
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-
-def _align_up(n: int, alignment: int) -> int:
-    return -(-n // alignment) * alignment
 
 
 class _Problem:
@@ -137,7 +135,7 @@ def plan_linear(buffers: Sequence[Buffer], alignment: int) -> Tuple[int, ...]:
     for b in buffers:
         if b.size:
             offsets.append(cursor)
-            cursor += _align_up(b.size, alignment)
+            cursor += align_up(b.size, alignment)
         else:
             offsets.append(0)
     return tuple(offsets)

@@ -31,6 +31,7 @@ import operator
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Sequence, Tuple
 
+from tinyjax.codegen.errors import PlanError
 from tinyjax.codegen.plan_algorithms import (
     plan_branch_and_bound,
     plan_greedy_by_size,
@@ -57,10 +58,6 @@ __all__ = [
 #: Default offset alignment in bytes: 16 keeps every buffer start suitable for
 #: CMSIS-NN / CMSIS-DSP SIMD loads (and for 128-bit MVE on Cortex-M55).
 DEFAULT_ALIGNMENT = 16
-
-
-class PlanError(ValueError):
-    """A memory plan violates an invariant (raised by :func:`verify`)."""
 
 
 # --------------------------------------------------------------------------

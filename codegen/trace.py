@@ -45,7 +45,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tinyjax.codegen.graph import Graph, Op, Tensor
+from tinyjax.codegen.graph import WEIGHTED_KINDS, Graph, Op, Tensor
+from tinyjax.codegen.ops import OPS
 from tinyjax.codegen.trace_handlers import _ACT_HINT, _HANDLERS, SUPPORTED, LoweringError, _fail
 from tinyjax.codegen.trace_values import (
     _Affine,
@@ -72,7 +73,6 @@ _INLINE = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr", "core_c
 _MATH = ("tanh", "erf", "erfc", "exp", "exp2", "expm1", "log", "log1p", "integer_pow", "pow",
          "sqrt", "rsqrt", "cbrt", "abs", "sign", "sin", "cos", "tan", "atan", "asinh", "acosh",
          "atanh", "sinh", "cosh", "square", "reciprocal", "floor", "ceil", "round", "erf_inv")
-_WEIGHTED = ("conv", "depthwise_conv", "dense")
 
 
 # -- op records -----------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ class _Lowering:
              open_: bool, weight: Optional[np.ndarray] = None, **attrs: Any) -> _Ref:
         name = self._unique(name)
         rec = _OpRec(name, kind, tuple(inputs), tuple(shape), attrs, open=open_)
-        if kind in _WEIGHTED and self.with_values:
+        if kind in WEIGHTED_KINDS and self.with_values:
             rec.weight = np.asarray(weight, np.float32)
             rec.bias = np.zeros(Op.make(name, kind, (), **attrs).out_channels, np.float32)
         self.ops.append(rec)
@@ -256,11 +256,11 @@ class _Lowering:
             kind = "the graph input" if rec is None else f"a {rec.kind} op ({rec.name})"
             hint = ("fold it into the conv before the activation" if affine is not None else
                     "put the clamp right after a conv, depthwise conv, dense or add")
-            if rec is not None and rec.open is False and rec.kind in _WEIGHTED + ("add",):
+            if rec is not None and rec.open is False and rec.kind in WEIGHTED_KINDS + ("add",):
                 kind += " whose output is already used elsewhere or already activated"
             raise _fail(where.layer, where.prim, f"applies {what} to {kind}, which int8 cannot "
                         f"fuse", hint)
-        if affine is not None and rec.kind not in _WEIGHTED:
+        if affine is not None and rec.kind not in WEIGHTED_KINDS:
             raise _fail(where.layer, where.prim, f"scales/shifts the output of {rec.kind} "
                         f"{rec.name}, which has no weights to fold it into",
                         "scale before the add, or inside a conv")
@@ -274,10 +274,7 @@ class _Lowering:
         n = rec.bias.shape[0]
         a = np.broadcast_to(np.asarray(scale.value, np.float32), (n,))
         c = np.broadcast_to(np.asarray(shift.value, np.float32), (n,))
-        if rec.kind == "depthwise_conv":
-            rec.weight = rec.weight * a
-        else:
-            rec.weight = rec.weight * a.reshape((n,) + (1,) * (rec.weight.ndim - 1))
+        rec.weight = rec.weight * OPS[rec.kind].per_channel(a, rec.weight.ndim)
         rec.bias = rec.bias * a + c
 
     def finish(self, outs: Sequence[Any]) -> Graph:
@@ -296,7 +293,7 @@ class _Lowering:
     def params(self) -> Dict[str, Dict[str, np.ndarray]]:
         return {r.name: {"weight": np.ascontiguousarray(r.weight, np.float32),
                          "bias": np.asarray(r.bias, np.float32)}
-                for r in self.ops if r.kind in _WEIGHTED}
+                for r in self.ops if r.kind in WEIGHTED_KINDS}
 
 
 def _act_of(c: _Clamp) -> str:

@@ -35,7 +35,7 @@ from tinyjax.codegen.trace_values import (
     _strip,
     _view,
 )
-from tinyjax.errors import TinyJaxError
+from tinyjax.codegen.errors import LoweringError
 
 SUPPORTED = ("tinyjax.codegen lowers conv, depthwise conv, dense, add, average pool, relu/relu6 "
              "clamps, silu/sigmoid/hard-swish tables and squeeze-excite")
@@ -47,10 +47,6 @@ _VIEWS = ("reshape", "squeeze", "expand_dims", "broadcast_in_dim", "convert_elem
 #: The walker (:class:`tinyjax.codegen.trace._Lowering`), passed to every handler; not imported:
 #: :mod:`tinyjax.codegen.trace` imports this module.
 _Lowering = Any
-
-
-class LoweringError(TinyJaxError, ValueError):
-    """A network (layer, primitive) that the int8 graph IR cannot express."""
 
 
 def _fail(layer: str, prim: str, problem: str, hint: str = SUPPORTED) -> LoweringError:

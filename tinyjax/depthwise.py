@@ -14,6 +14,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from tinyjax.shapes import conv_out_size
+
 def _shifted_sum(xp: jax.Array, kernel: jax.Array, stride: int, out_hw: tuple[int, int]) -> jax.Array:
     """``Σ_ab xp[:, s·i + a, s·j + b, :] · kernel[a, b, 0, :]`` over the k×k taps."""
     k = kernel.shape[0]
@@ -48,7 +50,7 @@ def _dw_forward(x, kernel, stride):
     k = kernel.shape[0]
     p = k // 2
     _, h, w, _ = x.shape
-    out_hw = ((h + 2 * p - k) // stride + 1, (w + 2 * p - k) // stride + 1)
+    out_hw = (conv_out_size(h, k, stride), conv_out_size(w, k, stride))
     xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
     return _shifted_sum(xp, kernel, stride, out_hw), (x, kernel)
 
