@@ -47,8 +47,8 @@ def main() -> None:
     print(f"{'model':<18}{'tinyjax µs':>12}{'timm ms':>10}{'speed-up':>10}  same numbers")
     for name in TIMM_MODELS:
         spec = get_spec(name)
-        ours = median_seconds(lambda: count(spec), 200)
-        ref = median_seconds(lambda: timm_count(name, spec.resolution), 3)
+        ours = median_seconds(lambda spec=spec: count(spec), 200)
+        ref = median_seconds(lambda name=name, spec=spec: timm_count(name, spec.resolution), 3)
         stats = count(spec)
         same = (stats.params, stats.macs) == timm_count(name, spec.resolution)
         print(f"{name:<18}{ours * 1e6:>12.0f}{ref * 1e3:>10.0f}{ref / ours:>9.0f}x  {same}")

@@ -29,8 +29,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -64,8 +64,7 @@ def load_run(workdir: Path, config: str):
     from tinyjax.data import pipeline
     from tinyjax.errors import TinyJaxError
     from tinyjax.spec import ModelSpec
-    from tinyjax.trainer import (Checkpoints, build_model, create_train_state, fingerprint,
-                                 spec_from_config)
+    from tinyjax.trainer import Checkpoints, build_model, create_train_state, fingerprint, spec_from_config
 
     if not workdir.is_dir():
         raise TinyJaxError(f"work directory {workdir} does not exist")
@@ -104,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import jax
     import numpy as np
 
-    from tinyjax.codegen import interpreter, quantize as Q
+    from tinyjax.codegen import interpreter
+    from tinyjax.codegen import quantize as Q
     from tinyjax.codegen.graph import graph_from_spec
     from tinyjax.data import pipeline
     from tinyjax.errors import TinyJaxError

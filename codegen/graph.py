@@ -48,8 +48,9 @@ Op kinds and their attributes (``op.attrs``, a sorted tuple of ``(key, value)`` 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any
 
 from tinyjax.codegen.errors import GraphError
 from tinyjax.codegen.floatref import LUT_FUNCTIONS
@@ -83,9 +84,9 @@ class Tensor:
     says otherwise, and its quantisation once the graph is quantised (``None`` before)."""
 
     name: str
-    shape: Tuple[int, ...]
+    shape: tuple[int, ...]
     dtype: str = "int8"
-    quant: Optional[QuantInfo] = None
+    quant: QuantInfo | None = None
 
     @property
     def size(self) -> int:
@@ -117,13 +118,13 @@ class Op:
 
     name: str
     kind: str
-    inputs: Tuple[str, ...]
-    outputs: Tuple[str, ...]
-    attrs: Tuple[Tuple[str, Any], ...] = ()
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def make(cls, name: str, kind: str, inputs: Iterable[str], outputs: Iterable[str] = (),
-             **attrs: Any) -> "Op":
+             **attrs: Any) -> Op:
         """``Op.make("stem/conv", "conv", ["input"], kernel=(3, 3), ...)``; the output defaults to
         a tensor named like the op."""
         outputs = tuple(outputs) or (name,)
@@ -139,7 +140,7 @@ class Op:
         return default
 
     @property
-    def attr_dict(self) -> Dict[str, Any]:
+    def attr_dict(self) -> dict[str, Any]:
         return dict(self.attrs)
 
     @property
@@ -147,13 +148,13 @@ class Op:
         return self.outputs[0]
 
     @property
-    def weight_shape(self) -> Optional[Tuple[int, ...]]:
+    def weight_shape(self) -> tuple[int, ...] | None:
         """The int8 weight tensor's shape in CMSIS-NN layout, or ``None`` for ops without one."""
         rec = OPS.get(self.kind)
         return None if rec is None else rec.weight_shape(self)
 
     @property
-    def out_channels(self) -> Optional[int]:
+    def out_channels(self) -> int | None:
         """Entries of the bias (and of the per-channel multiplier/shift) of a weighted op."""
         rec = OPS.get(self.kind)
         return None if rec is None else rec.out_channels(self)
@@ -163,10 +164,10 @@ class Op:
 class Graph:
     """Tensors and ops in execution order. ``inputs``/``outputs`` name graph tensors."""
 
-    tensors: Tuple[Tensor, ...]
-    ops: Tuple[Op, ...]
-    inputs: Tuple[str, ...] = ("input",)
-    outputs: Tuple[str, ...] = ()
+    tensors: tuple[Tensor, ...]
+    ops: tuple[Op, ...]
+    inputs: tuple[str, ...] = ("input",)
+    outputs: tuple[str, ...] = ()
     _index: Mapping[str, Tensor] = field(default=None, init=False, repr=False, compare=False,
                                          hash=False)
 
@@ -185,19 +186,19 @@ class Graph:
                 return op
         raise GraphError(f"no op named {name!r} in the graph")
 
-    def producers(self) -> Dict[str, int]:
+    def producers(self) -> dict[str, int]:
         """Tensor name -> index of the op that writes it (graph inputs are absent)."""
         return {t: i for i, op in enumerate(self.ops) for t in op.outputs}
 
-    def consumers(self) -> Dict[str, Tuple[int, ...]]:
+    def consumers(self) -> dict[str, tuple[int, ...]]:
         """Tensor name -> indices of the ops that read it, in execution order."""
-        out: Dict[str, list] = {t.name: [] for t in self.tensors}
+        out: dict[str, list] = {t.name: [] for t in self.tensors}
         for i, op in enumerate(self.ops):
             for t in op.inputs:
                 out[t].append(i)
         return {k: tuple(v) for k, v in out.items()}
 
-    def with_quant(self, quant: Mapping[str, QuantInfo]) -> "Graph":
+    def with_quant(self, quant: Mapping[str, QuantInfo]) -> Graph:
         """The same graph with every named tensor's quantisation set."""
         missing = [t.name for t in self.tensors if t.name not in quant]
         if missing:
@@ -205,11 +206,11 @@ class Graph:
         tensors = tuple(Tensor(t.name, t.shape, t.dtype, quant[t.name]) for t in self.tensors)
         return Graph(tensors, self.ops, self.inputs, self.outputs)
 
-    def without_quant(self) -> "Graph":
+    def without_quant(self) -> Graph:
         return Graph(tuple(Tensor(t.name, t.shape, t.dtype) for t in self.tensors), self.ops,
                      self.inputs, self.outputs)
 
-    def validate(self) -> "Graph":
+    def validate(self) -> Graph:
         """Check names are unique, every input is defined before it is read, kinds and attributes
         are known, and each op's output shape follows from its inputs. Returns ``self``."""
         names = [t.name for t in self.tensors]
@@ -245,7 +246,7 @@ class Graph:
         return sum(self.macs(op) for op in self.ops)
 
 
-def infer_shape(op: Op, in_shapes, declared: Optional[Tuple[int, ...]] = None) -> Tuple[int, ...]:
+def infer_shape(op: Op, in_shapes, declared: tuple[int, ...] | None = None) -> tuple[int, ...]:
     """The output shape of ``op`` given its input shapes (``declared``: the output tensor's
     stated shape, which a reshape needs). Raises :class:`GraphError`."""
     rec = OPS.get(op.kind)
@@ -255,7 +256,7 @@ def infer_shape(op: Op, in_shapes, declared: Optional[Tuple[int, ...]] = None) -
     return rec.infer_shape(op, in_shapes, declared)
 
 
-def _op(name: str, kind: str, inputs: Tuple[str, ...], attrs: Tuple[Tuple[str, Any], ...]) -> Op:
+def _op(name: str, kind: str, inputs: tuple[str, ...], attrs: tuple[tuple[str, Any], ...]) -> Op:
     """An :class:`Op` whose fields are already normalised (sorted attrs, tuples), built without
     the frozen dataclass's per-field ``object.__setattr__`` calls: graph_from_spec is on the
     search's per-candidate path. Equal (``==``) to ``Op(name, kind, inputs, (name,), attrs)``."""
@@ -264,19 +265,19 @@ def _op(name: str, kind: str, inputs: Tuple[str, ...], attrs: Tuple[Tuple[str, A
     return op
 
 
-def _tensor(name: str, shape: Tuple[int, ...]) -> Tensor:
+def _tensor(name: str, shape: tuple[int, ...]) -> Tensor:
     t = object.__new__(Tensor)
     t.__dict__.update(name=name, shape=shape, dtype="int8", quant=None)
     return t
 
 
 class _Builder:
-    def __init__(self, shape: Tuple[int, ...]):
+    def __init__(self, shape: tuple[int, ...]):
         self.tensors = [Tensor("input", shape)]
         self.ops = []
         self.shapes = {"input": shape}
 
-    def add(self, op: Op, shape: Optional[Tuple[int, ...]] = None) -> str:
+    def add(self, op: Op, shape: tuple[int, ...] | None = None) -> str:
         if shape is None:
             shape = infer_shape(op, [self.shapes[t] for t in op.inputs])
         out = op.outputs[0]
@@ -327,7 +328,7 @@ class _Builder:
                                 padding=(0, 0)))
 
 
-def graph_from_spec(spec, resolution: Optional[int] = None) -> Graph:
+def graph_from_spec(spec, resolution: int | None = None) -> Graph:
     """The int8 deployment graph of ``spec`` at ``resolution`` (default: the spec's own): the
     weight layers of :mod:`tinyjax.layers`' walk, plus the squeeze-excite pool and gate multiply,
     residual adds and the global pool before the classifier."""

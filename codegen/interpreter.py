@@ -50,7 +50,7 @@ check its predictions and error against :func:`~tinyjax.codegen.quantize.run_flo
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -83,14 +83,14 @@ def _record(op: Op):
     return rec
 
 
-def run_int8(qmodel: QuantizedModel, x_int8) -> Dict[str, np.ndarray]:
+def run_int8(qmodel: QuantizedModel, x_int8) -> dict[str, np.ndarray]:
     """Run the quantised graph on an int8 NHWC batch (any N). Returns ``{tensor name: int8
     array}`` for every tensor, the input included; ``out[qmodel.graph.outputs[0]]`` are the int8
     logits ``(N, classes)`` (dequantise with :func:`dequantize_tensor`)."""
     x = np.asarray(x_int8)
     _check(qmodel, x, np.int8)
     graph = qmodel.graph
-    env: Dict[str, np.ndarray] = {graph.inputs[0]: x}
+    env: dict[str, np.ndarray] = {graph.inputs[0]: x}
     for op in graph.ops:
         y = _record(op).run_int8(op, qmodel.params[op.name], [env[t] for t in op.inputs],
                                  graph.tensor(op.output).shape)
@@ -126,7 +126,7 @@ def _fake_op(sim: Simulation, op: Op, ins) -> np.ndarray:
 
 
 def run_fake_quant(qmodel: QuantizedModel, x_float,
-                   inputs: Optional[Mapping[str, np.ndarray]] = None) -> Dict[str, np.ndarray]:
+                   inputs: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Float (float64) simulation of the quantised model on float NHWC images.
 
     Returns ``{tensor name: dequantised float array}`` for every tensor. With ``inputs`` (e.g.
@@ -137,7 +137,7 @@ def run_fake_quant(qmodel: QuantizedModel, x_float,
     _check(qmodel, x, None)
     graph = qmodel.graph
     sim = Simulation(qmodel)
-    env: Dict[str, np.ndarray] = {graph.inputs[0]: sim.fake(graph.inputs[0], x)}
+    env: dict[str, np.ndarray] = {graph.inputs[0]: sim.fake(graph.inputs[0], x)}
     for op in graph.ops:
         src = env if inputs is None else inputs
         ins = [np.asarray(src[t], np.float64) for t in op.inputs]

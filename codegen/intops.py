@@ -28,17 +28,29 @@ Conventions
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-from tinyjax.shapes import conv_out_size
-
 # The fixed-point rules, re-exported: callers still write ``intops.requantize`` etc.
-from tinyjax.codegen.fixedpoint import (INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, _as_int_array, _wrap32,
-                                        dequantize, divide_by_power_of_two, doubling_high_mult, quantize,
-                                        quantize_multiplier, quantize_multiplier_per_channel, requantize,
-                                        round_half_away)
+from tinyjax.codegen.fixedpoint import (
+    INT8_MAX,
+    INT8_MIN,
+    INT32_MAX,
+    INT32_MIN,
+    _as_int_array,
+    _wrap32,
+    dequantize,
+    divide_by_power_of_two,
+    doubling_high_mult,
+    quantize,
+    quantize_multiplier,
+    quantize_multiplier_per_channel,
+    requantize,
+    round_half_away,
+)
+from tinyjax.shapes import conv_out_size
 
 __all__ = [
     # re-exported from fixedpoint
@@ -122,7 +134,8 @@ def _finish(acc: np.ndarray, multiplier, shift, output_offset: int, act_min: int
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
-    """``(size + 2*padding - dilation*(kernel-1) - 1) // stride + 1`` (:func:`tinyjax.shapes.conv_out_size`)."""
+    """``(size + 2*padding - dilation*(kernel-1) - 1) // stride + 1``
+    (:func:`tinyjax.shapes.conv_out_size`)."""
     return conv_out_size(size, kernel, stride, padding, dilation)
 
 
@@ -198,7 +211,8 @@ def conv_s8(
     cout, kh, kw, wcin = w.shape
     if wcin != cin:
         raise ValueError(f"weight input channels {wcin} != input channels {cin}")
-    stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    dilation = _pair(dilation, "dilation")
     xp, oh, ow = _pad_and_windows(x + int(input_offset), kh, kw, stride, padding, dilation)
     acc = np.zeros((n, oh, ow, cout), dtype=_I64)
     acc += _bias_vec(bias, cout)
@@ -246,7 +260,8 @@ def depthwise_conv_s8(
     _, kh, kw, cout = w.shape
     if ch_mult < 1 or cout != c * ch_mult:
         raise ValueError(f"weight channels {cout} != C ({c}) * ch_mult ({ch_mult})")
-    stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    dilation = _pair(dilation, "dilation")
     xo = x + int(input_offset)
     if ch_mult > 1:
         xo = np.repeat(xo, ch_mult, axis=3)  # channel c*ch_mult + m <- c

@@ -41,7 +41,6 @@ Code size is not included (it depends on the compiler and on which kernels are l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
 
 from tinyjax.codegen.errors import UnknownTargetError
 from tinyjax.codegen.graph import Graph, Op
@@ -74,7 +73,7 @@ class Target:
     description: str
 
 
-TARGETS: Dict[str, Target] = {
+TARGETS: dict[str, Target] = {
     "cortex-m4": Target("cortex-m4", "dsp", "Cortex-M4F, DSP extension (CMSIS-NN ARM_MATH_DSP)"),
     "cortex-m7": Target("cortex-m7", "dsp", "Cortex-M7, DSP extension (CMSIS-NN ARM_MATH_DSP)"),
     "cortex-m55": Target("cortex-m55", "mve", "Cortex-M55, Helium MVE (CMSIS-NN ARM_MATH_MVEI)"),
@@ -114,8 +113,8 @@ class KernelChoice:
     """
 
     op: str
-    function: Optional[str]
-    call: Optional[str]
+    function: str | None
+    call: str | None
     scratch_bytes: int
     in_place: bool
     target: str
@@ -134,7 +133,7 @@ def depthwise_in_place_legal(op: Op, graph: Graph) -> bool:
     return sum(x in o.inputs for o in graph.ops) == 1
 
 
-def kernel_row(op: Op, in_shape: Tuple[int, ...], out_shape: Tuple[int, ...], path: str,
+def kernel_row(op: Op, in_shape: tuple[int, ...], out_shape: tuple[int, ...], path: str,
                in_place: bool = False) -> KernelRow:
     """``(function, call, scratch_bytes)`` of ``op`` given its first input's and its output's
     shapes, on a CMSIS-NN ``path`` (``"dsp"``, ``"mve"``, ``"plain"``). The fast core of
@@ -146,7 +145,7 @@ def kernel_row(op: Op, in_shape: Tuple[int, ...], out_shape: Tuple[int, ...], pa
 
 
 def choose_kernel(op: Op, graph: Graph, target=DEFAULT_TARGET,
-                  in_place: Optional[bool] = None) -> KernelChoice:
+                  in_place: bool | None = None) -> KernelChoice:
     """The kernel ``op`` runs as on ``target`` (a name of :data:`TARGETS`).
 
     ``in_place``: whether the op writes over an input. ``None`` decides it from the graph

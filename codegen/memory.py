@@ -46,18 +46,17 @@ Units: bytes; times are positions in the execution order.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import kernels as _kernels
-from .graph import Graph, Op, graph_from_spec
-from .kernels import DEFAULT_TARGET, KernelChoice, Target, get_target
-from .ops import OPS
-from .orders import dependencies, enumerate_orders, explicit_order, greedy_order, is_chain
+from tinyjax.codegen import kernels as _kernels
+from tinyjax.codegen.graph import Graph, Op, graph_from_spec
+from tinyjax.codegen.kernels import DEFAULT_TARGET, KernelChoice, Target, get_target
+from tinyjax.codegen.ops import OPS
+from tinyjax.codegen.orders import dependencies, enumerate_orders, explicit_order, greedy_order, is_chain
+from tinyjax.codegen.planner import DEFAULT_ALIGNMENT, Buffer, MemoryPlan, lower_bound, plan
 from tinyjax.shapes import align_up
-
-from .planner import DEFAULT_ALIGNMENT, Buffer, MemoryPlan, lower_bound, plan
 
 __all__ = [
     "GraphPlan",
@@ -98,9 +97,9 @@ class GraphPlan:
 
     graph: Graph
     target: str
-    order: Tuple[str, ...]
+    order: tuple[str, ...]
     memory_plan: MemoryPlan
-    in_place: Tuple[bool, ...]
+    in_place: tuple[bool, ...]
     tensor_buffers: Mapping[str, str]
     tensor_offsets: Mapping[str, int]
     scratch_offsets: Mapping[str, int]
@@ -116,7 +115,7 @@ class GraphPlan:
         return self.memory_plan.lower_bound_bytes
 
     @property
-    def in_place_ops(self) -> Tuple[str, ...]:
+    def in_place_ops(self) -> tuple[str, ...]:
         """Names of the ops that write over an input, in execution order."""
         ops = {op.name: i for i, op in enumerate(self.graph.ops)}
         return tuple(n for n in self.order if self.in_place[ops[n]])
@@ -132,7 +131,7 @@ class GraphPlan:
                 op, shape[op.inputs[0]], shape[op.outputs[0]], t.path, ip), ip, t.name)
             for op, ip in zip(graph.ops, self.in_place)})
 
-    def live_bytes(self) -> Tuple[int, ...]:
+    def live_bytes(self) -> tuple[int, ...]:
         """Aligned bytes of the buffers live at each position of ``order``."""
         a = self.memory_plan.alignment
         live = [0] * len(self.order)
@@ -150,7 +149,7 @@ class GraphPlan:
 
 @functools.lru_cache(maxsize=65536)
 def _scratch_bytes(path: str, kind: str, attrs: tuple, in_shape: tuple, out_shape: tuple,
-                   can_run_in_place: bool) -> Tuple[int, int]:
+                   can_run_in_place: bool) -> tuple[int, int]:
     """Scratch bytes of an op run out of place, and run in place (-1: it cannot). A pure
     function of what the kernel rules read, memoised: a search meets the same layers again
     and again."""
@@ -212,16 +211,16 @@ def _layout(st: _Static, order: Sequence[int], in_place: bool, prefer_shortcut: 
     n = len(order)
     end = n - 1
     # last[t]: position of t's last reader (graph outputs live to the end).
-    last: Dict[str, int] = {}
+    last: dict[str, int] = {}
     for p, i in enumerate(order):
         for t in ops[i].inputs:
             last[t] = p  # positions increase, so the final write is the last reader
     for t in st.graph_outputs:
         last[t] = end
-    group: Dict[str, str] = {}
-    g_first: Dict[str, int] = {}
-    g_last: Dict[str, int] = {}
-    g_size: Dict[str, int] = {}
+    group: dict[str, str] = {}
+    g_first: dict[str, int] = {}
+    g_last: dict[str, int] = {}
+    g_size: dict[str, int] = {}
     pinned = set()  # groups holding a graph output: never overwritten
     for t in st.graph_inputs:
         group[t] = t
@@ -231,7 +230,7 @@ def _layout(st: _Static, order: Sequence[int], in_place: bool, prefer_shortcut: 
         if t in st.graph_outputs:
             pinned.add(t)
     inplace = [False] * len(ops)
-    scratch: List[Tuple[int, int, int]] = []  # (op index, position, bytes)
+    scratch: list[tuple[int, int, int]] = []  # (op index, position, bytes)
     op_scratch, in_place_scratch, recs = st.scratch, st.in_place_scratch, st.recs
     for p, i in enumerate(order):
         op = ops[i]
@@ -299,7 +298,7 @@ def _finish(st: _Static, lay: _Layout, mp: MemoryPlan) -> GraphPlan:
     )
 
 
-def _plan(buffers: List[Buffer], algorithm: str, alignment: int, check: bool = True) -> MemoryPlan:
+def _plan(buffers: list[Buffer], algorithm: str, alignment: int, check: bool = True) -> MemoryPlan:
     """``planner.plan``, with a fast path for the portfolio: its cheapest member, greedy by size,
     is tried alone first and kept when it meets the lower bound (then it is optimal and the
     portfolio could not do better; ``MemoryPlan.algorithm`` then says ``greedy_by_size``)."""
@@ -311,7 +310,7 @@ def _plan(buffers: List[Buffer], algorithm: str, alignment: int, check: bool = T
 
 
 def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "portfolio",
-               order: Union[str, Sequence[str]] = "auto", *,
+               order: str | Sequence[str] = "auto", *,
                alignment: int = DEFAULT_ALIGNMENT, in_place: bool = True,
                verify: bool = True) -> GraphPlan:
     """Plan ``graph``'s arena for ``target``.
@@ -357,7 +356,7 @@ def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "por
         layouts = [lay for _, _, lay in scored[:PLANNED_ORDERS]]
         if all(k for _, k, _ in scored[:PLANNED_ORDERS]):  # always plan the given order too:
             layouts.append(next(lay for _, k, lay in scored if k == 0))  # never worse than it
-    best: Optional[Tuple[_Layout, MemoryPlan]] = None
+    best: tuple[_Layout, MemoryPlan] | None = None
     for lay in layouts:
         mp = _plan(lay.buffers, algorithm, alignment, verify)
         if mp.peak_bytes > mp.lower_bound_bytes and in_place and any(
@@ -374,7 +373,7 @@ def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "por
 
 
 @functools.lru_cache(maxsize=4096)
-def _spec_memory(spec, target: str) -> Tuple[int, int]:
+def _spec_memory(spec, target: str) -> tuple[int, int]:
     graph = graph_from_spec(spec)
     return plan_graph(graph, target, verify=False).peak_bytes, _kernels.flash_bytes(graph)
 
@@ -388,7 +387,7 @@ def peak_sram_bytes(spec_or_graph, target: str = DEFAULT_TARGET) -> int:
     return _spec_memory(spec_or_graph, target)[0]
 
 
-def fits(spec, sram_bytes: int, flash_bytes: Optional[int] = None,
+def fits(spec, sram_bytes: int, flash_bytes: int | None = None,
          target: str = DEFAULT_TARGET) -> bool:
     """Whether ``spec`` runs in ``sram_bytes`` of arena (and ``flash_bytes`` of constant data,
     when given) on ``target``: the search's feasibility test, with the plan the C arena uses."""

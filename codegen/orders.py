@@ -7,7 +7,7 @@ output: MCUNet, MobileNet, EfficientNet) has exactly one order.
 
 from __future__ import annotations
 
-from typing import List, Mapping, Sequence, Tuple
+from collections.abc import Mapping, Sequence
 
 from tinyjax.codegen.errors import GraphError
 from tinyjax.codegen.graph import Graph
@@ -26,23 +26,23 @@ def is_chain(graph: Graph) -> bool:
     return True
 
 
-def dependencies(graph: Graph) -> List[List[int]]:
+def dependencies(graph: Graph) -> list[list[int]]:
     producer = graph.producers()
     return [sorted({producer[t] for t in op.inputs if t in producer}) for op in graph.ops]
 
 
-def enumerate_orders(deps: List[List[int]], limit: int) -> List[Tuple[int, ...]]:
+def enumerate_orders(deps: list[list[int]], limit: int) -> list[tuple[int, ...]]:
     """Up to ``limit`` topological orders, depth first (lowest op index first at each step)."""
     n = len(deps)
-    users: List[List[int]] = [[] for _ in range(n)]
+    users: list[list[int]] = [[] for _ in range(n)]
     indeg = [len(d) for d in deps]
     for i, d in enumerate(deps):
         for j in d:
             users[j].append(i)
-    out: List[Tuple[int, ...]] = []
-    cur: List[int] = []
+    out: list[tuple[int, ...]] = []
+    cur: list[int] = []
 
-    def rec(ready: List[int]) -> None:
+    def rec(ready: list[int]) -> None:
         if len(out) >= limit:
             return
         if not ready:
@@ -67,13 +67,13 @@ def enumerate_orders(deps: List[List[int]], limit: int) -> List[Tuple[int, ...]]
     return out
 
 
-def greedy_order(graph: Graph, deps: List[List[int]], nbytes: Mapping[str, int]) -> Tuple[int, ...]:
+def greedy_order(graph: Graph, deps: list[list[int]], nbytes: Mapping[str, int]) -> tuple[int, ...]:
     """At each step run the ready op that adds the fewest live bytes (output minus inputs it
     frees); ties by graph index."""
     n = len(deps)
     remaining = {t: len(c) for t, c in graph.consumers().items()}
     indeg = [len(d) for d in deps]
-    users: List[List[int]] = [[] for _ in range(n)]
+    users: list[list[int]] = [[] for _ in range(n)]
     for i, d in enumerate(deps):
         for j in d:
             users[j].append(i)
@@ -81,7 +81,7 @@ def greedy_order(graph: Graph, deps: List[List[int]], nbytes: Mapping[str, int])
     order = []
     outputs = set(graph.outputs)
     while ready:
-        def delta(i: int) -> Tuple[int, int]:
+        def delta(i: int) -> tuple[int, int]:
             op = graph.ops[i]
             freed = sum(nbytes[t] for t in set(op.inputs)
                         if remaining[t] == op.inputs.count(t) and t not in outputs)
@@ -99,7 +99,7 @@ def greedy_order(graph: Graph, deps: List[List[int]], nbytes: Mapping[str, int])
     return tuple(order)
 
 
-def explicit_order(graph: Graph, names: Sequence[str]) -> Tuple[int, ...]:
+def explicit_order(graph: Graph, names: Sequence[str]) -> tuple[int, ...]:
     index = {op.name: i for i, op in enumerate(graph.ops)}
     try:
         order = tuple(index[n] for n in names)

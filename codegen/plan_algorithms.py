@@ -21,7 +21,8 @@ deterministic (ties are broken by name).
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING, Iterator, List, Sequence, Tuple
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from tinyjax.shapes import align_up
 
@@ -56,7 +57,7 @@ class _Problem:
         firsts = [b.first_use for b in buffers]
         lasts = [b.last_use for b in buffers]
         self.neighbors = neighbors = [[] for _ in range(n)]
-        active: List[int] = []
+        active: list[int] = []
         live = lb = 0
         for i in sorted(range(n), key=firsts.__getitem__):
             s = sizes[i]
@@ -78,7 +79,7 @@ class _Problem:
                 lb = live
         self.lb = lb
 
-    def place(self, order: Sequence[int], best_fit: bool) -> Tuple[List[int], int]:
+    def place(self, order: Sequence[int], best_fit: bool) -> tuple[list[int], int]:
         """Place buffers one by one in ``order``; returns (offsets, peak).
 
         Each buffer goes into a gap between already-placed, time-overlapping
@@ -124,7 +125,7 @@ class _Problem:
 # --------------------------------------------------------------------------
 
 
-def plan_linear(buffers: Sequence[Buffer], alignment: int) -> Tuple[int, ...]:
+def plan_linear(buffers: Sequence[Buffer], alignment: int) -> tuple[int, ...]:
     """Baseline without reuse: buffers laid end to end in the given order.
 
     What a naive allocator does; its peak is the sum of the aligned sizes.
@@ -141,13 +142,13 @@ def plan_linear(buffers: Sequence[Buffer], alignment: int) -> Tuple[int, ...]:
     return tuple(offsets)
 
 
-def _size_order(buffers: Sequence[Buffer], sizes: Sequence[int]) -> List[int]:
+def _size_order(buffers: Sequence[Buffer], sizes: Sequence[int]) -> list[int]:
     return sorted(range(len(buffers)), key=lambda i: (-sizes[i], buffers[i].first_use, buffers[i].name))
 
 
 def plan_greedy_by_size(
     buffers: Sequence[Buffer], alignment: int
-) -> Tuple[int, ...]:
+) -> tuple[int, ...]:
     """TFLite Micro's greedy idea: biggest first, first fit.
 
     Sort by aligned size descending (ties: earlier ``first_use``, then name).
@@ -161,7 +162,7 @@ def plan_greedy_by_size(
     return tuple(offsets)
 
 
-def _pressure(prob: _Problem) -> List[int]:
+def _pressure(prob: _Problem) -> list[int]:
     """pressure[i]: most bytes live at any op of i's lifetime (i included)."""
     bufs, sizes = prob.buffers, prob.sizes
     times = sorted({b.first_use for b in bufs})  # live totals only change here
@@ -177,7 +178,7 @@ def _pressure(prob: _Problem) -> List[int]:
     return [max(live[lo:hi]) for lo, hi in spans]
 
 
-def _portfolio_candidates(prob: _Problem) -> Iterator[Tuple[List[int], bool]]:
+def _portfolio_candidates(prob: _Problem) -> Iterator[tuple[list[int], bool]]:
     """Deterministic (placement order, best_fit) pairs, most useful first.
 
     Orders are built lazily so that an early hit of the lower bound skips the
@@ -204,10 +205,10 @@ def _portfolio_candidates(prob: _Problem) -> Iterator[Tuple[List[int], bool]]:
     yield sorted(idx, key=lambda i: (first[i], -sizes[i], names[i])), False
 
 
-def _portfolio(prob: _Problem, promote_rounds: int = 8) -> Tuple[List[int], int]:
-    best_off: List[int] = []
+def _portfolio(prob: _Problem, promote_rounds: int = 8) -> tuple[list[int], int]:
+    best_off: list[int] = []
     best_peak = -1
-    best_order: List[int] = []
+    best_order: list[int] = []
     best_mode = False
     for order, best_fit in _portfolio_candidates(prob):
         off, peak = prob.place(order, best_fit)
@@ -234,7 +235,7 @@ def _portfolio(prob: _Problem, promote_rounds: int = 8) -> Tuple[List[int], int]
     return best_off, best_peak
 
 
-def plan_portfolio(buffers: Sequence[Buffer], alignment: int) -> Tuple[int, ...]:
+def plan_portfolio(buffers: Sequence[Buffer], alignment: int) -> tuple[int, ...]:
     """Portfolio of greedy placements, keeping the smallest peak (the default).
 
     Placements tried in turn, stopping as soon as one meets the lower bound:
@@ -256,7 +257,7 @@ def plan_branch_and_bound(
     buffers: Sequence[Buffer],
     alignment: int,
     budget: int = 20_000,
-) -> Tuple[int, ...]:
+) -> tuple[int, ...]:
     """Exact search over placement orders for small instances (anytime).
 
     Seeded with the portfolio result.  Depth-first over which buffer to place
@@ -289,7 +290,7 @@ def plan_branch_and_bound(
                 cursor = hi
         return cursor
 
-    def search(unplaced: List[int], peak: int, last_off: int, last_idx: int) -> bool:
+    def search(unplaced: list[int], peak: int, last_off: int, last_idx: int) -> bool:
         nonlocal nodes
         nodes += len(unplaced) + 1
         if not unplaced:

@@ -28,8 +28,8 @@ indices.  All algorithms are deterministic (ties are broken by name).
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Sequence, Tuple
 
 from tinyjax.codegen.errors import PlanError
 from tinyjax.codegen.plan_algorithms import (
@@ -110,7 +110,7 @@ class Buffer:
         """Number of ops during which the buffer is live."""
         return self.last_use - self.first_use + 1
 
-    def lives_with(self, other: "Buffer") -> bool:
+    def lives_with(self, other: Buffer) -> bool:
         """True if the two (inclusive) lifetimes share at least one op."""
         return self.first_use <= other.last_use and other.first_use <= self.last_use
 
@@ -129,8 +129,8 @@ class MemoryPlan:
         alignment: offset alignment in bytes (a power of two).
     """
 
-    buffers: Tuple[Buffer, ...]
-    offsets: Tuple[int, ...]
+    buffers: tuple[Buffer, ...]
+    offsets: tuple[int, ...]
     peak_bytes: int
     lower_bound_bytes: int
     algorithm: str
@@ -152,7 +152,7 @@ class MemoryPlan:
         """Bytes above the lower bound (0 means the plan is provably optimal)."""
         return self.peak_bytes - self.lower_bound_bytes
 
-    def as_table(self) -> List[Dict[str, object]]:
+    def as_table(self) -> list[dict[str, object]]:
         """Rows ``{name, offset, end, size, first_use, last_use}`` sorted by offset.
 
         ``end = offset + size`` (bytes, exclusive, unaligned).  Meant for
@@ -190,7 +190,7 @@ def _check_alignment(alignment: int) -> int:
     return int(alignment)
 
 
-def _check_buffers(buffers: Sequence[Buffer]) -> Tuple[Buffer, ...]:
+def _check_buffers(buffers: Sequence[Buffer]) -> tuple[Buffer, ...]:
     buffers = tuple(buffers)
     seen = set()
     for b in buffers:
@@ -235,7 +235,7 @@ def _peak_of(offsets: Sequence[int], sizes: Sequence[int]) -> int:
 
 
 #: Registry of planning algorithms: name -> ``(buffers, alignment) -> offsets``.
-PLANNERS: Mapping[str, Callable[[Sequence[Buffer], int], Tuple[int, ...]]] = {
+PLANNERS: Mapping[str, Callable[[Sequence[Buffer], int], tuple[int, ...]]] = {
     "linear": plan_linear,
     "greedy_by_size": plan_greedy_by_size,
     "portfolio": plan_portfolio,
@@ -332,7 +332,7 @@ def verify(plan: MemoryPlan) -> None:
         for k, (b, o) in enumerate(zip(bufs, offs))
         if b.size > 0
     )
-    live: List[Tuple[int, int, int, int]] = []
+    live: list[tuple[int, int, int, int]] = []
     for first, last, lo, hi, k in spans:
         live = [t for t in live if t[0] >= first]
         for c_last, clo, chi, m in live:

@@ -60,8 +60,9 @@ this module runs the passes: BN folding, the float forward pass, calibration, qu
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Mapping, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,7 @@ __all__ = [
 
 # -- BN folding -------------------------------------------------------------------------------------
 
-def _get(tree: Any, path: Tuple[str, ...], what: str) -> np.ndarray:
+def _get(tree: Any, path: tuple[str, ...], what: str) -> np.ndarray:
     node = tree
     for p in path:
         try:
@@ -97,7 +98,7 @@ def _get(tree: Any, path: Tuple[str, ...], what: str) -> np.ndarray:
 
 
 def fold_batchnorm(spec, variables: Mapping[str, Any], bn_epsilon: float | None = None
-                   ) -> Dict[str, Dict[str, np.ndarray]]:
+                   ) -> dict[str, dict[str, np.ndarray]]:
     """Float weights of every conv / depthwise_conv / dense op of ``graph_from_spec(spec)``,
     with each BatchNorm folded into the conv before it (which BatchNorm follows which layer is
     :func:`tinyjax.layers.model_layers`' ``bn``).
@@ -115,7 +116,7 @@ def fold_batchnorm(spec, variables: Mapping[str, Any], bn_epsilon: float | None 
     stats = variables.get("batch_stats", {})
     graph = graph_from_spec(spec)
     bn_of = {layer.name: layer.bn for layer in model_layers(spec) if layer.bn}
-    out: Dict[str, Dict[str, np.ndarray]] = {}
+    out: dict[str, dict[str, np.ndarray]] = {}
     for op in graph.ops:
         rec = OPS[op.kind]
         if not rec.weighted:
@@ -159,7 +160,7 @@ def _record(op):
     return rec
 
 
-def run_float(graph: Graph, params: Mapping[str, Any], x) -> Dict[str, np.ndarray]:
+def run_float(graph: Graph, params: Mapping[str, Any], x) -> dict[str, np.ndarray]:
     """Float32 forward pass of ``graph`` with float ``params`` (:func:`fold_batchnorm`).
 
     ``x``: float NHWC batch of any N (graph shapes say N = 1). Returns ``{tensor name: array}``
@@ -167,7 +168,7 @@ def run_float(graph: Graph, params: Mapping[str, Any], x) -> Dict[str, np.ndarra
     """
     x = np.asarray(x, dtype=np.float32)
     _check_input(graph, x)
-    env: Dict[str, np.ndarray] = {graph.inputs[0]: x}
+    env: dict[str, np.ndarray] = {graph.inputs[0]: x}
     for op in graph.ops:
         y = _record(op).run_float(op, [env[t] for t in op.inputs], params.get(op.name),
                                   graph.tensor(op.output).shape)
@@ -179,7 +180,7 @@ def run_float(graph: Graph, params: Mapping[str, Any], x) -> Dict[str, np.ndarra
 
 def calibrate(graph: Graph, params: Mapping[str, Any], batches: Iterable[Any],
               method: str = "minmax", percentile: float = 99.99
-              ) -> Dict[str, Tuple[float, float]]:
+              ) -> dict[str, tuple[float, float]]:
     """Float range ``(lo, hi)`` of every tensor of ``graph`` over float NHWC ``batches``.
 
     ``method="minmax"``: the smallest and largest value seen. ``"percentile"``: per batch the
@@ -191,8 +192,8 @@ def calibrate(graph: Graph, params: Mapping[str, Any], batches: Iterable[Any],
         raise QuantizationError(f"unknown calibration method {method!r}; use minmax or percentile")
     if not 50.0 < float(percentile) <= 100.0:
         raise QuantizationError(f"percentile must be within (50, 100], got {percentile}")
-    lo: Dict[str, float] = {}
-    hi: Dict[str, float] = {}
+    lo: dict[str, float] = {}
+    hi: dict[str, float] = {}
     count = 0
     for batch in batches:
         if isinstance(batch, Mapping):
@@ -224,7 +225,7 @@ class QuantizedModel:
     are the parameter arrays."""
 
     graph: Graph
-    params: Dict[str, Dict[str, np.ndarray]]
+    params: dict[str, dict[str, np.ndarray]]
 
     def quant(self, tensor: str) -> QuantInfo:
         return self.graph.tensor(tensor).quant
@@ -247,10 +248,10 @@ def _register_pytree() -> None:
 _register_pytree()
 
 
-def _tensor_quant(graph: Graph, ranges: Mapping[str, Tuple[float, float]]) -> Dict[str, QuantInfo]:
+def _tensor_quant(graph: Graph, ranges: Mapping[str, tuple[float, float]]) -> dict[str, QuantInfo]:
     """Every tensor's quantisation: calibrated, forced by its kernel (a sigmoid's), or its
     input's (ops that do not rescale)."""
-    quant: Dict[str, QuantInfo] = {}
+    quant: dict[str, QuantInfo] = {}
 
     def from_range(name: str) -> QuantInfo:
         if name not in ranges:
@@ -268,12 +269,12 @@ def _tensor_quant(graph: Graph, ranges: Mapping[str, Tuple[float, float]]) -> Di
     return quant
 
 
-def quantize(graph: Graph, params: Mapping[str, Any], ranges: Mapping[str, Tuple[float, float]]
+def quantize(graph: Graph, params: Mapping[str, Any], ranges: Mapping[str, tuple[float, float]]
              ) -> QuantizedModel:
     """Quantise ``graph`` with float ``params`` (:func:`fold_batchnorm`) and calibrated
     ``ranges`` (:func:`calibrate`). See the module docstring for what the result holds."""
     quant = _tensor_quant(graph, ranges)
-    qparams: Dict[str, Dict[str, np.ndarray]] = {}
+    qparams: dict[str, dict[str, np.ndarray]] = {}
     for op in graph.ops:
         qparams[op.name] = _record(op).quantize(op, [quant[t] for t in op.inputs],
                                                 quant[op.output], params.get(op.name))

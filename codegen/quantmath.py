@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy as np
 
@@ -51,7 +50,7 @@ def choose_quant(lo: float, hi: float) -> QuantInfo:
     return QuantInfo(scale, max(intops.INT8_MIN, min(intops.INT8_MAX, zp)))
 
 
-def activation_range(act: str, q: QuantInfo) -> Tuple[int, int]:
+def activation_range(act: str, q: QuantInfo) -> tuple[int, int]:
     """TFLite's ``CalculateActivationRangeQuantized`` for int8: the clamp ``[act_min, act_max]``
     of a fused ReLU / ReLU6 in the output's int8 domain."""
     lo, hi = intops.INT8_MIN, intops.INT8_MAX
@@ -80,7 +79,7 @@ def quant_bias(b: np.ndarray, s_in: float, s_w: np.ndarray) -> np.ndarray:
     return np.clip(q, intops.INT32_MIN, intops.INT32_MAX).astype(np.int32)
 
 
-def rescale_multipliers(real: np.ndarray, op_name: str) -> Tuple[np.ndarray, np.ndarray]:
+def rescale_multipliers(real: np.ndarray, op_name: str) -> tuple[np.ndarray, np.ndarray]:
     """Q31 ``(multiplier, shift)`` int32 arrays of the real rescale factors ``real``."""
     mult, shift = intops.quantize_multiplier_per_channel(real)
     if shift.size and shift.max() > 31:

@@ -40,8 +40,9 @@ the handlers, which raise them, and re-exported here.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -84,18 +85,18 @@ class _OpRec:
 
     name: str
     kind: str
-    inputs: Tuple[str, ...]
-    shape: Tuple[int, ...]
-    attrs: Dict[str, Any]
-    weight: Optional[np.ndarray] = None
-    bias: Optional[np.ndarray] = None
+    inputs: tuple[str, ...]
+    shape: tuple[int, ...]
+    attrs: dict[str, Any]
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
     open: bool = False
 
     def op(self) -> Op:
         return Op.make(self.name, self.kind, self.inputs, **self.attrs)
 
 
-def _layer_of(name_stack: Any) -> Tuple[str, str]:
+def _layer_of(name_stack: Any) -> tuple[str, str]:
     """(scope, layer) of a name stack: the scope drops the top module and any part that is not a
     module name (an einsum spec); the layer is what messages call it (never empty)."""
     parts = [p for p in str(name_stack).split("/") if p]
@@ -108,21 +109,21 @@ def _layer_of(name_stack: Any) -> Tuple[str, str]:
 class _Lowering:
     """Walks a jaxpr once, building op records in program order."""
 
-    def __init__(self, input_shape: Tuple[int, ...], with_values: bool,
-                 tags: Optional[Dict[Any, Tuple[str, ...]]] = None):
+    def __init__(self, input_shape: tuple[int, ...], with_values: bool,
+                 tags: dict[Any, tuple[str, ...]] | None = None):
         self.with_values = with_values
         self.tags = tags or {}
-        self.shapes: Dict[str, Tuple[int, ...]] = {"input": input_shape}
-        self.ops: List[_OpRec] = []
-        self.producer: Dict[str, _OpRec] = {}
-        self.memo: Dict[int, Tuple[_Expr, str]] = {}   # id -> (expression, kept alive; tensor)
-        self.graph: Optional[Graph] = None
+        self.shapes: dict[str, tuple[int, ...]] = {"input": input_shape}
+        self.ops: list[_OpRec] = []
+        self.producer: dict[str, _OpRec] = {}
+        self.memo: dict[int, tuple[_Expr, str]] = {}   # id -> (expression, kept alive; tensor)
+        self.graph: Graph | None = None
 
     # ---- jaxpr walking ----
-    def run(self, jaxpr: Any, consts: Sequence[Any], args: Sequence[Any], stack: Any) -> List[Any]:
+    def run(self, jaxpr: Any, consts: Sequence[Any], args: Sequence[Any], stack: Any) -> list[Any]:
         from jax.extend.core import Literal
 
-        env: Dict[Any, Any] = {}
+        env: dict[Any, Any] = {}
 
         def write(var: Any, value: Any) -> None:
             path = self.tags.get(var)
@@ -149,7 +150,7 @@ class _Lowering:
                     write(var, out)
         return [read(v) for v in jaxpr.outvars]
 
-    def equation(self, eqn: Any, ins: List[Any], ns: Any) -> List[Any]:
+    def equation(self, eqn: Any, ins: list[Any], ns: Any) -> list[Any]:
         prim = eqn.primitive.name
         if prim in _INLINE:
             sub = eqn.params.get(_INLINE[prim])
@@ -168,7 +169,7 @@ class _Lowering:
         out_shape = tuple(eqn.outvars[0].aval.shape)
         return [handler(self, eqn, ins, out_shape, scope, layer)]
 
-    def constant(self, eqn: Any, ins: List[_Const]) -> List[_Const]:
+    def constant(self, eqn: Any, ins: list[_Const]) -> list[_Const]:
         known = all(c.known for c in ins)
         paths = frozenset().union(*(c.paths for c in ins))
         values = None
@@ -186,8 +187,8 @@ class _Lowering:
             k += 1
         return f"{name}_{k}"
 
-    def emit(self, name: str, kind: str, inputs: Sequence[str], shape: Tuple[int, ...],
-             open_: bool, weight: Optional[np.ndarray] = None, **attrs: Any) -> _Ref:
+    def emit(self, name: str, kind: str, inputs: Sequence[str], shape: tuple[int, ...],
+             open_: bool, weight: np.ndarray | None = None, **attrs: Any) -> _Ref:
         name = self._unique(name)
         rec = _OpRec(name, kind, tuple(inputs), tuple(shape), attrs, open=open_)
         if kind in WEIGHTED_KINDS and self.with_values:
@@ -198,7 +199,7 @@ class _Lowering:
         self.shapes[name] = tuple(shape)
         return _Ref(tuple(shape), shape[-1], kind, name, tensor=name)
 
-    def lut(self, tensor: str, fn: str, out_shape: Tuple[int, ...]) -> _Expr:
+    def lut(self, tensor: str, fn: str, out_shape: tuple[int, ...]) -> _Expr:
         producer = self.producer.get(tensor)
         ref = self.emit(f"{producer.name if producer else tensor}/{fn}", "lut", [tensor],
                         self.shapes[tensor], False, fn=fn)
@@ -222,7 +223,7 @@ class _Lowering:
     def _fold(self, e: _Expr) -> str:
         """An ``[affine*] ∘ [clamp] ∘ affine* ∘ base`` chain: the inner affines fold into the op
         that wrote ``base``, the clamp becomes its ``act``, the outer part must be the identity."""
-        outer: List[_Affine] = []
+        outer: list[_Affine] = []
         while isinstance(e, _Affine):
             outer.append(e)
             e = _strip(e.src)
@@ -245,7 +246,7 @@ class _Lowering:
         where = clamp or (inner[0] if inner else e)
         return self.finalise(base, affine, act, where)
 
-    def finalise(self, tensor: str, affine: Optional[Tuple[_Const, _Const]], act: str,
+    def finalise(self, tensor: str, affine: tuple[_Const, _Const] | None, act: str,
                  where: _Expr) -> str:
         """Close the op that wrote ``tensor``, folding ``affine`` and fusing ``act`` into it."""
         rec = self.producer.get(tensor)
@@ -290,7 +291,7 @@ class _Lowering:
             Tensor(r.name, r.shape) for r in self.ops)
         return Graph(tensors, tuple(r.op() for r in self.ops), ("input",), tuple(names))
 
-    def params(self) -> Dict[str, Dict[str, np.ndarray]]:
+    def params(self) -> dict[str, dict[str, np.ndarray]]:
         return {r.name: {"weight": np.ascontiguousarray(r.weight, np.float32),
                          "bias": np.asarray(r.bias, np.float32)}
                 for r in self.ops if r.kind in WEIGHTED_KINDS}
@@ -307,7 +308,7 @@ def _act_of(c: _Clamp) -> str:
 
 # -- public API -----------------------------------------------------------------------------------
 
-def _prepare(model: Any, resolution: Optional[int], in_chs: Optional[int]) -> Tuple[Any, Any]:
+def _prepare(model: Any, resolution: int | None, in_chs: int | None) -> tuple[Any, Any]:
     """The model with XLA depthwise convs, and the abstract input image."""
     import jax
     import jax.numpy as jnp
@@ -322,7 +323,7 @@ def _prepare(model: Any, resolution: Optional[int], in_chs: Optional[int]) -> Tu
     return model, jax.ShapeDtypeStruct((1, int(r), int(r), int(c)), jnp.float32)
 
 
-def _keys(path: Sequence[Any]) -> Tuple[str, ...]:
+def _keys(path: Sequence[Any]) -> tuple[str, ...]:
     """``("params", "stem", "conv", "kernel")`` from a pytree key path."""
     return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
@@ -343,7 +344,7 @@ def _lower_apply(model: Any, variables: Any, x: Any) -> _Lowering:
                                       variables)
     closed = jax.make_jaxpr(apply)(abstract, x)
     leaves, _ = jax.tree_util.tree_flatten_with_path(variables)
-    args: List[Any] = [_Const(tuple(np.shape(leaf)), np.asarray(leaf), False,
+    args: list[Any] = [_Const(tuple(np.shape(leaf)), np.asarray(leaf), False,
                               frozenset([_keys(path)])) for path, leaf in leaves]
     lowering = _Lowering(tuple(x.shape), with_values=True)
     lowering.graph = lowering.finish(lowering.run(closed.jaxpr, closed.consts,
@@ -380,8 +381,8 @@ def _lower_abstract(model: Any, x: Any) -> _Lowering:
     return lowering
 
 
-def trace_graph(model: Any, resolution: Optional[int] = None, *,
-                in_chs: Optional[int] = None) -> Graph:
+def trace_graph(model: Any, resolution: int | None = None, *,
+                in_chs: int | None = None) -> Graph:
     """The int8 deployment graph of a Flax ``model`` (inference), read from its jaxpr.
 
     Needs no parameter values and compiles nothing. ``resolution`` defaults to
@@ -392,8 +393,8 @@ def trace_graph(model: Any, resolution: Optional[int] = None, *,
     return _lower_abstract(model, x).graph
 
 
-def trace(model: Any, variables: Any, resolution: Optional[int] = None, *,
-          in_chs: Optional[int] = None) -> Tuple[Graph, Dict[str, Dict[str, np.ndarray]]]:
+def trace(model: Any, variables: Any, resolution: int | None = None, *,
+          in_chs: int | None = None) -> tuple[Graph, dict[str, dict[str, np.ndarray]]]:
     """The graph of :func:`trace_graph` and the float parameters of its weighted ops.
 
     ``params[op name] = {"weight", "bias"}`` (float32) with every per-channel affine map after

@@ -19,10 +19,12 @@ need not import the walker; :mod:`tinyjax.codegen.trace` re-exports it with :dat
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from tinyjax.codegen.errors import LoweringError
 from tinyjax.codegen.trace_values import (
     _Affine,
     _Clamp,
@@ -35,7 +37,6 @@ from tinyjax.codegen.trace_values import (
     _strip,
     _view,
 )
-from tinyjax.codegen.errors import LoweringError
 
 SUPPORTED = ("tinyjax.codegen lowers conv, depthwise conv, dense, add, average pool, relu/relu6 "
              "clamps, silu/sigmoid/hard-swish tables and squeeze-excite")
@@ -67,7 +68,7 @@ def _module_name(weight: _Const, scope: str) -> str:
 
 # -- handlers: (lowering, eqn, inputs, out_shape, scope, layer) -> activation ----------------------
 
-def _per_channel(c: _Const, x: _Expr, out_shape: Tuple[int, ...], prim: str, layer: str) -> _Const:
+def _per_channel(c: _Const, x: _Expr, out_shape: tuple[int, ...], prim: str, layer: str) -> _Const:
     """``c`` as a per-channel vector ``(C,)`` or a scalar ``()`` for activation ``x``."""
     ok = (len(c.shape) <= len(x.shape) and tuple(out_shape) == tuple(x.shape)
           and all(d == 1 for d in c.shape[:-1]))
@@ -99,7 +100,7 @@ def _clamp(x: _Expr, lo: float, hi: float, prim: str, layer: str) -> _Expr:
     return _Clamp(x.shape, x.chans, prim, layer, src=x, lo=lo, hi=hi)
 
 
-def _h_elementwise(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: str,
+def _h_elementwise(L: _Lowering, eqn: Any, ins: list[Any], out: tuple[int, ...], scope: str,
                    layer: str) -> _Expr:
     prim = eqn.primitive.name
     if prim == "neg":
@@ -138,7 +139,7 @@ def _h_elementwise(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...],
     raise _fail(layer, prim, "with the activation as divisor has no int8 op")
 
 
-def _add(L: _Lowering, a: _Expr, b: _Expr, out: Tuple[int, ...], scope: str, layer: str) -> _Expr:
+def _add(L: _Lowering, a: _Expr, b: _Expr, out: tuple[int, ...], scope: str, layer: str) -> _Expr:
     ta, tb = L.tensor(a), L.tensor(b)
     if L.shapes[ta] != L.shapes[tb] or tuple(a.shape) != tuple(b.shape):
         raise _fail(layer, "add", f"adds activations of shapes {a.shape} and {b.shape}",
@@ -147,7 +148,7 @@ def _add(L: _Lowering, a: _Expr, b: _Expr, out: Tuple[int, ...], scope: str, lay
     return _view(ref, out)
 
 
-def _hard_swish_gate(x: _Expr, g: _Expr) -> Optional[float]:
+def _hard_swish_gate(x: _Expr, g: _Expr) -> float | None:
     """``k`` if ``g`` is ``k · clamp(x + 3, 0, 6)`` (then ``x · g`` is ``6k · hard_swish(x)``)."""
     g, k = _strip(g), 1.0
     if isinstance(g, _Affine) and _is_value(g.shift, 0.0) and g.scale.known \
@@ -163,7 +164,7 @@ def _hard_swish_gate(x: _Expr, g: _Expr) -> Optional[float]:
     return None
 
 
-def _mul(L: _Lowering, a: _Expr, b: _Expr, out: Tuple[int, ...], scope: str, layer: str) -> _Expr:
+def _mul(L: _Lowering, a: _Expr, b: _Expr, out: tuple[int, ...], scope: str, layer: str) -> _Expr:
     for x, g in ((a, b), (b, a)):
         sg = _strip(g)
         if isinstance(sg, _Logistic) and _strip(sg.src) is _strip(x):
@@ -182,7 +183,7 @@ def _mul(L: _Lowering, a: _Expr, b: _Expr, out: Tuple[int, ...], scope: str, lay
                 "only x · gate with a (1, 1, 1, C) gate (squeeze-excite) is lowered")
 
 
-def _h_view(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: str,
+def _h_view(L: _Lowering, eqn: Any, ins: list[Any], out: tuple[int, ...], scope: str,
             layer: str) -> _Expr:
     prim = eqn.primitive.name
     x = ins[0]
@@ -202,7 +203,7 @@ def _is_float(dtype: Any) -> bool:
     return bool(jnp.issubdtype(dtype, jnp.floating))
 
 
-def _h_transpose(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: str,
+def _h_transpose(L: _Lowering, eqn: Any, ins: list[Any], out: tuple[int, ...], scope: str,
                  layer: str) -> _Expr:
     perm = tuple(eqn.params["permutation"])
     if perm != tuple(range(len(perm))):
@@ -210,7 +211,7 @@ def _h_transpose(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], s
     return ins[0]
 
 
-def _weights(ins: List[Any], prim: str, layer: str) -> Tuple[_Expr, _Const]:
+def _weights(ins: list[Any], prim: str, layer: str) -> tuple[_Expr, _Const]:
     x, w = ins[0], ins[1]
     if not isinstance(x, _Expr) or not isinstance(w, _Const):
         raise _fail(layer, prim, "needs the activation as its first operand and constant weights "
@@ -218,7 +219,7 @@ def _weights(ins: List[Any], prim: str, layer: str) -> Tuple[_Expr, _Const]:
     return x, w
 
 
-def _h_conv(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: str,
+def _h_conv(L: _Lowering, eqn: Any, ins: list[Any], out: tuple[int, ...], scope: str,
             layer: str) -> _Expr:
     prim, p = "conv_general_dilated", eqn.params
     x, w = _weights(ins, prim, layer)
@@ -256,7 +257,7 @@ def _h_conv(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope:
                 "use a full or a depthwise convolution")
 
 
-def _h_dot(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: str,
+def _h_dot(L: _Lowering, eqn: Any, ins: list[Any], out: tuple[int, ...], scope: str,
            layer: str) -> _Expr:
     prim = "dot_general"
     x, w = _weights(ins, prim, layer)
@@ -281,7 +282,7 @@ def _h_dot(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: 
                 "use a (1, H, W, C) activation (1x1 conv) or a (1, F) one (dense)")
 
 
-def _h_reduce_sum(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], scope: str,
+def _h_reduce_sum(L: _Lowering, eqn: Any, ins: list[Any], out: tuple[int, ...], scope: str,
                   layer: str) -> _Expr:
     x = ins[0]
     axes = tuple(eqn.params["axes"])
@@ -297,7 +298,7 @@ def _h_reduce_sum(L: _Lowering, eqn: Any, ins: List[Any], out: Tuple[int, ...], 
     return _affine(_view(ref, out), _scalar(float(h * w)), _scalar(0.0), "reduce_sum", layer)
 
 
-_HANDLERS: Dict[str, Callable[..., _Expr]] = {
+_HANDLERS: dict[str, Callable[..., _Expr]] = {
     **{p: _h_elementwise for p in ("add", "sub", "mul", "div", "neg", "max", "min", "clamp",
                                    "logistic")},
     **{p: _h_view for p in _VIEWS},

@@ -14,8 +14,9 @@ in :mod:`tinyjax.codegen.trace`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -32,10 +33,10 @@ class _Const:
     means it derives from literals alone, so it is the same in every trace (clamp bounds, the
     ``1/(H·W)`` of a mean); ``paths`` are the parameters it derives from."""
 
-    shape: Tuple[int, ...]
-    value: Optional[np.ndarray]
+    shape: tuple[int, ...]
+    value: np.ndarray | None
     known: bool
-    paths: FrozenSet[Tuple[str, ...]] = frozenset()
+    paths: frozenset[tuple[str, ...]] = frozenset()
 
 
 def _scalar(v: float) -> _Const:
@@ -61,7 +62,7 @@ class _Expr:
     """An activation: ``shape`` as the jaxpr sees it, ``chans`` the channels of the tensor below,
     ``prim``/``layer`` the equation that made it (for messages)."""
 
-    shape: Tuple[int, ...]
+    shape: tuple[int, ...]
     chans: int
     prim: str
     layer: str
@@ -78,14 +79,14 @@ class _Ref(_Expr):
 class _View(_Expr):
     """``src`` seen with another shape (a reshape/squeeze/broadcast that moves no data)."""
 
-    src: Optional[_Expr] = None
+    src: _Expr | None = None
 
 
 @dataclass(eq=False)
 class _Affine(_Expr):
     """``src · scale + shift`` with per-channel (``(C,)``) or scalar (``()``) constants."""
 
-    src: Optional[_Expr] = None
+    src: _Expr | None = None
     scale: _Const = field(default_factory=lambda: _scalar(1.0))
     shift: _Const = field(default_factory=lambda: _scalar(0.0))
 
@@ -94,7 +95,7 @@ class _Affine(_Expr):
 class _Clamp(_Expr):
     """``min(max(src, lo), hi)``."""
 
-    src: Optional[_Expr] = None
+    src: _Expr | None = None
     lo: float = -math.inf
     hi: float = math.inf
 
@@ -103,7 +104,7 @@ class _Clamp(_Expr):
 class _Logistic(_Expr):
     """``logistic(src)``: a sigmoid table, unless it turns out to be half of a SiLU."""
 
-    src: Optional[_Expr] = None
+    src: _Expr | None = None
 
 
 def _strip(e: _Expr) -> _Expr:
@@ -111,12 +112,12 @@ def _strip(e: _Expr) -> _Expr:
         e = e.src
     return e
 
-def _view(e: _Expr, shape: Tuple[int, ...]) -> _Expr:
+def _view(e: _Expr, shape: tuple[int, ...]) -> _Expr:
     return e if tuple(e.shape) == tuple(shape) else _View(tuple(shape), e.chans, e.prim, e.layer,
                                                           src=e)
 
 
-def _compose(chain: List[_Affine]) -> Tuple[_Const, _Const]:
+def _compose(chain: list[_Affine]) -> tuple[_Const, _Const]:
     """One (scale, shift) for ``chain`` (outermost first)."""
     scale, shift = _scalar(1.0), _scalar(0.0)
     for a in reversed(chain):
@@ -134,7 +135,7 @@ def _np_broadcast_in_dim(x: np.ndarray, shape: Sequence[int],
     return np.broadcast_to(x.reshape(expanded), tuple(shape))
 
 
-_NUMPY: Dict[str, Callable[..., np.ndarray]] = {
+_NUMPY: dict[str, Callable[..., np.ndarray]] = {
     "add": lambda a, b: a + b,
     "sub": lambda a, b: a - b,
     "mul": lambda a, b: a * b,
@@ -156,7 +157,7 @@ _NUMPY: Dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def _evaluate(eqn: Any, values: List[np.ndarray]) -> List[np.ndarray]:
+def _evaluate(eqn: Any, values: list[np.ndarray]) -> list[np.ndarray]:
     """The outputs of a constant equation: numpy for the usual few, JAX otherwise."""
     out = None
     fn = _NUMPY.get(eqn.primitive.name)

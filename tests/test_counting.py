@@ -2,8 +2,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 from hypothesis import given, settings
-
 from specs import model_specs
+
 from tinyjax.counting import count
 from tinyjax.models import EfficientNet
 from tinyjax.zoo import get_spec, list_models

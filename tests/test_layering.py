@@ -6,7 +6,9 @@
   data pipeline, ``tinyjax.search``, or their heavy dependencies (TensorFlow, optax, Orbax, torch);
 * command-line modules are the top layer: no library module imports them;
 * torch and GPyTorch are imported by no module of the package (the Rubik's-cube fit will be the
-  one exception, imported lazily).
+  one exception, imported lazily);
+* the sub-packages are imported as ``tinyjax.codegen`` / ``tinyjax.search``, never by their folder
+  names (``codegen.graph`` would load a second copy of every module, whose classes differ).
 
 Why not import-linter: its graph builder (grimp) finds a package's modules by walking the root
 package's folder, and ``tinyjax.codegen`` / ``tinyjax.search`` live in top-level folders mapped by
@@ -94,6 +96,8 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
                 out.append(f"library module {m} imports the command-line module {i}")
     for m in sorted(ours):
         for i in sorted(graph[m]):
+            if _under(i, ("codegen", "search")):
+                out.append(f"{m} imports {i}: import it as tinyjax.{i}")
             if _under(i, TORCH) and m not in TORCH_ALLOWED:
                 out.append(f"{m} imports {i} (only the formula's fitting module may)")
     for m in sorted(codegen):       # what codegen reaches through library modules
@@ -126,6 +130,7 @@ def test_the_package_keeps_its_layers():
     ("tinyjax.codegen.graph", "tinyjax.info", "command-line module"),
     ("tinyjax.codegen.quantize", "optax", "codegen module"),
     ("tinyjax.zoo", "torch", "only the formula"),
+    ("tinyjax.codegen.memory", "codegen.graph", "import it as tinyjax.codegen.graph"),
 ])
 def test_a_violation_is_reported(module, imported, rule):
     graph = import_graph()

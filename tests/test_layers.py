@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 from hypothesis import given, settings
-
 from specs import model_specs
+
 from tinyjax.codegen.graph import graph_from_spec
 from tinyjax.counting import count
 from tinyjax.layers import Layer, block_layers, model_layers

@@ -1,7 +1,8 @@
 import pytest
-from hypothesis import given, settings, strategies as st
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from specs import model_specs
+
 from tinyjax.counting import count
 from tinyjax.errors import SpecError
 from tinyjax.scaling import EFFICIENTNET, TINYNET, efficientnet_compound, scale, scale_stage_depth

@@ -2,8 +2,8 @@ import json
 
 import pytest
 from hypothesis import given, settings
-
 from specs import block_specs, model_specs
+
 from tinyjax.errors import SpecError
 from tinyjax.spec import BlockSpec, ModelSpec, make_divisible
 from tinyjax.zoo import get_spec, list_models
@@ -16,7 +16,8 @@ def test_block_string_round_trips(block):
 
 def test_block_string_decodes_timm_notation():
     b = BlockSpec.from_string("ir_r2_k5_s2_e6_c40_se0.25")
-    assert (b.type, b.repeats, b.kernel, b.stride, b.expand, b.out_chs, b.se) == ("ir", 2, 5, 2, 6.0, 40, 0.25)
+    got = (b.type, b.repeats, b.kernel, b.stride, b.expand, b.out_chs, b.se)
+    assert got == ("ir", 2, 5, 2, 6.0, 40, 0.25)
     assert b.act is None and b.skip
     d = BlockSpec.from_string("ds_r1_k3_s1_c16_noskip_nr6")
     assert d.type == "ds" and d.expand == 1.0 and not d.skip and d.act == "relu6"

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-
 from specs import model_specs
+
 from tinyjax.counting import count
 from tinyjax.models import EfficientNet
 from tinyjax.spec import ModelSpec

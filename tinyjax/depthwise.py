@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from tinyjax.shapes import conv_out_size
 
+
 def _shifted_sum(xp: jax.Array, kernel: jax.Array, stride: int, out_hw: tuple[int, int]) -> jax.Array:
     """``Σ_ab xp[:, s·i + a, s·j + b, :] · kernel[a, b, 0, :]`` over the k×k taps."""
     k = kernel.shape[0]

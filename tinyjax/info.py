@@ -24,8 +24,8 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tinyjax.counting import ModelStats, count
 from tinyjax.errors import SpecError, TinyJaxError, run_cli
@@ -132,7 +132,7 @@ def stage_table(spec: ModelSpec, stats: ModelStats) -> str:
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
     lines = [f"{spec.name} @ {spec.resolution}x{spec.resolution}, {spec.num_classes} classes, "
              f"act {spec.act}"]
-    fmt = "  ".join("{:<%d}" % w if i in (0, 1) else "{:>%d}" % w for i, w in enumerate(widths))
+    fmt = "  ".join(f"{{:{'<' if i in (0, 1) else '>'}{w}}}" for i, w in enumerate(widths))
     lines.append(fmt.format(*header[:4]) + "  " + header[4])
     for r in rows:
         lines.append(fmt.format(*r[:4]) + "  " + r[4])
@@ -141,7 +141,7 @@ def stage_table(spec: ModelSpec, stats: ModelStats) -> str:
 
 
 def zoo_table() -> str:
-    from tinyjax.zoo import list_models, get_spec
+    from tinyjax.zoo import get_spec, list_models
 
     lines = [f"{'model':<24}{'res':>5}{'params':>10}{'MACs':>10}"]
     for name in list_models():

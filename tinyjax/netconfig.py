@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyjax.errors import SpecError
-from tinyjax.spec import (BlockSpec, HeadSpec, ModelSpec, StageSpec, StemSpec, canonical_act,
-                          make_divisible)
+from tinyjax.spec import BlockSpec, HeadSpec, ModelSpec, StageSpec, StemSpec, canonical_act, make_divisible
 
 
 def is_net_config(d: Any) -> bool:

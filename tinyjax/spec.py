@@ -101,7 +101,7 @@ class BlockSpec:
         object.__setattr__(self, "act", canonical_act(self.act, "block act"))
 
     @classmethod
-    def from_string(cls, text: str) -> "BlockSpec":
+    def from_string(cls, text: str) -> BlockSpec:
         """Decode one timm block string, e.g. ``ir_r2_k3_s2_e6_c24_se0.25``."""
         if not isinstance(text, str) or not text:
             raise SpecError(f"block string must be a non-empty string, got {text!r}")
@@ -289,7 +289,7 @@ class ModelSpec:
         """
         return _resolve(self)
 
-    def with_(self, **changes: Any) -> "ModelSpec":
+    def with_(self, **changes: Any) -> ModelSpec:
         """A copy with fields replaced (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
@@ -310,12 +310,12 @@ class ModelSpec:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, d: Any) -> "ModelSpec":
+    def from_dict(cls, d: Any) -> ModelSpec:
         """Build from :meth:`to_dict` output; errors name the offending field."""
         return _spec_from_dict(d)
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelSpec":
+    def from_json(cls, text: str) -> ModelSpec:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:

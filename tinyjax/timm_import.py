@@ -10,7 +10,8 @@ fit. torch is never imported: tensors are read through ``.detach().cpu().numpy()
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +19,7 @@ import numpy as np
 
 from tinyjax.errors import TinyJaxError
 from tinyjax.models import EfficientNet
+
 
 class WeightImportError(TinyJaxError, ValueError):
     """A state dict that does not fit the model (missing/unexpected key, wrong shape)."""

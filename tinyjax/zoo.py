@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from tinyjax.errors import UnknownModelError
 from tinyjax.scaling import EFFICIENTNET, MOBILENETV2, TINYNET, efficientnet_compound, scale
@@ -97,7 +98,8 @@ class _NetConfigEntry(NamedTuple):
 
 
 _NET_CONFIGS = {
-    'mcunet_in0': _NetConfigEntry('mcunet-10fps_imagenet', resolution=48, stem=24, head=None, dropout=0.0, stages=(
+    'mcunet_in0': _NetConfigEntry(
+        'mcunet-10fps_imagenet', resolution=48, stem=24, head=None, dropout=0.0, stages=(
         'ds_r1_k3_s1_e1_c16',
         'ir_r1_k5_s2_e4_c16 ir_r1_k3_s1_e3_c16 ir_r1_k3_s1_e4_c16',
         'ir_r1_k7_s2_e5_c24 ir_r1_k5_s1_e4_c24 ir_r1_k5_s1_e5_c24',
@@ -106,7 +108,8 @@ _NET_CONFIGS = {
         'ir_r1_k3_s2_e6_c112 ir_r1_k5_s1_e4_c112',
         'ir_r1_k3_s1_e6_c192',
     )),
-    'mcunet_in1': _NetConfigEntry('mcunet-5fps_imagenet', resolution=96, stem=16, head=None, dropout=0.0, stages=(
+    'mcunet_in1': _NetConfigEntry(
+        'mcunet-5fps_imagenet', resolution=96, stem=16, head=None, dropout=0.0, stages=(
         'ds_r1_k3_s1_e1_c8',
         'ir_r1_k3_s2_e4_c16 ir_r1_k3_s1_e3_c16',
         'ir_r1_k7_s2_e3_c24 ir_r1_k3_s1_e5_c24',
@@ -115,7 +118,8 @@ _NET_CONFIGS = {
         'ir_r1_k7_s2_e5_c96 ir_r1_k5_s1_e4_c96 ir_r1_k5_s1_e4_c96',
         'ir_r1_k3_s1_e6_c160',
     )),
-    'mcunet_in2': _NetConfigEntry('mcunet-256kb-1mb_imagenet', resolution=160, stem=16, head=None, dropout=0.0, stages=(
+    'mcunet_in2': _NetConfigEntry(
+        'mcunet-256kb-1mb_imagenet', resolution=160, stem=16, head=None, dropout=0.0, stages=(
         'ds_r1_k3_s1_e1_c8',
         'ir_r1_k5_s2_e3_c16 ir_r1_k7_s1_e6_c16 ir_r1_k3_s1_e5_c16 ir_r1_k5_s1_e5_c16',
         'ir_r1_k3_s2_e5_c24 ir_r1_k7_s1_e6_c24 ir_r1_k5_s1_e6_c24',
@@ -124,7 +128,8 @@ _NET_CONFIGS = {
         'ir_r1_k5_s2_e6_c96 ir_r1_k5_s1_e4_c96 ir_r1_k5_s1_e3_c96 ir_r1_k3_s1_e4_c96',
         'ir_r1_k5_s1_e5_c160',
     )),
-    'mcunet_in3': _NetConfigEntry('mcunet-320kb-1mb_imagenet', resolution=176, stem=16, head=None, dropout=0.0, stages=(
+    'mcunet_in3': _NetConfigEntry(
+        'mcunet-320kb-1mb_imagenet', resolution=176, stem=16, head=None, dropout=0.0, stages=(
         'ds_r1_k3_s1_e1_c8',
         'ir_r1_k7_s2_e3_c16 ir_r1_k3_s1_e5_c16 ir_r1_k7_s1_e5_c16 ir_r1_k5_s1_e4_c16',
         'ir_r1_k5_s2_e5_c24 ir_r1_k5_s1_e5_c24 ir_r1_k5_s1_e5_c24',
@@ -133,7 +138,8 @@ _NET_CONFIGS = {
         'ir_r1_k3_s2_e6_c96 ir_r1_k7_s1_e5_c96 ir_r1_k3_s1_e4_c96',
         'ir_r1_k7_s1_e5_c160',
     )),
-    'mcunet_in4': _NetConfigEntry('mcunet-512kb-2mb_imagenet', resolution=160, stem=32, head=None, dropout=0.0, stages=(
+    'mcunet_in4': _NetConfigEntry(
+        'mcunet-512kb-2mb_imagenet', resolution=160, stem=32, head=None, dropout=0.0, stages=(
         'ds_r1_k3_s1_e1_c16',
         'ir_r1_k7_s2_e3_c24 ir_r1_k3_s1_e5_c24 ir_r1_k5_s1_e4_c24',
         'ir_r1_k7_s2_e5_c40 ir_r1_k3_s1_e4_c40 ir_r1_k7_s1_e4_c40',
@@ -142,7 +148,8 @@ _NET_CONFIGS = {
         'ir_r1_k7_s2_e4_c192 ir_r1_k7_s1_e3_c192 ir_r1_k5_s1_e3_c192',
         'ir_r1_k5_s1_e4_c320',
     )),
-    'mcunet_in2_int4': _NetConfigEntry('mcunet-256kb-1mb-int4_imagenet', resolution=160, stem=32, head=None, dropout=0.0, stages=(
+    'mcunet_in2_int4': _NetConfigEntry(
+        'mcunet-256kb-1mb-int4_imagenet', resolution=160, stem=32, head=None, dropout=0.0, stages=(
         'ds_r1_k3_s1_e1_c16',
         'ir_r1_k7_s2_e3_c24 ir_r1_k3_s1_e6_c24 ir_r1_k5_s1_e5_c24 ir_r1_k7_s1_e3_c24',
         'ir_r1_k7_s2_e5_c40 ir_r1_k5_s1_e3_c40 ir_r1_k7_s1_e4_c40',
@@ -151,7 +158,8 @@ _NET_CONFIGS = {
         'ir_r1_k3_s2_e5_c176 ir_r1_k5_s1_e4_c176',
         'ir_r1_k5_s1_e4_c288',
     )),
-    'mcunet_in3_int4': _NetConfigEntry('mcunet-320kb-1mb-int4_imagenet', resolution=176, stem=32, head=None, dropout=0.0, stages=(
+    'mcunet_in3_int4': _NetConfigEntry(
+        'mcunet-320kb-1mb-int4_imagenet', resolution=176, stem=32, head=None, dropout=0.0, stages=(
         'ds_r1_k3_s1_e1_c16',
         'ir_r1_k7_s2_e3_c24 ir_r1_k5_s1_e6_c24 ir_r1_k5_s1_e6_c24',
         'ir_r1_k7_s2_e4_c40 ir_r1_k3_s1_e4_c40 ir_r1_k7_s1_e4_c40 ir_r1_k5_s1_e4_c40',
@@ -160,7 +168,8 @@ _NET_CONFIGS = {
         'ir_r1_k3_s2_e5_c176 ir_r1_k3_s1_e3_c176',
         'ir_r1_k7_s1_e4_c288',
     )),
-    'mcunet_in4_int4': _NetConfigEntry('mcunet-512kb-2mb-int4_imagenet', resolution=192, stem=48, head=None, dropout=0.0, stages=(
+    'mcunet_in4_int4': _NetConfigEntry(
+        'mcunet-512kb-2mb-int4_imagenet', resolution=192, stem=48, head=None, dropout=0.0, stages=(
         'ds_r1_k3_s1_e1_c24',
         'ir_r1_k7_s2_e3_c40 ir_r1_k3_s1_e5_c40 ir_r1_k3_s1_e5_c40 ir_r1_k3_s1_e5_c40',
         'ir_r1_k5_s2_e6_c64 ir_r1_k7_s1_e4_c64 ir_r1_k5_s1_e5_c64',
@@ -169,7 +178,8 @@ _NET_CONFIGS = {
         'ir_r1_k3_s2_e5_c288 ir_r1_k7_s1_e3_c288',
         'ir_r1_k5_s1_e4_c480',
     )),
-    'mcunet_mbv2_w035': _NetConfigEntry('mbv2-w0.35-r144_imagenet', resolution=144, stem=16, head=448, dropout=0.2, stages=(
+    'mcunet_mbv2_w035': _NetConfigEntry(
+        'mbv2-w0.35-r144_imagenet', resolution=144, stem=16, head=448, dropout=0.2, stages=(
         'ds_r1_k3_s1_e1_c8',
         'ir_r1_k3_s2_e6_c8 ir_r1_k3_s1_e6_c8',
         'ir_r1_k3_s2_e6_c16 ir_r1_k3_s1_e6_c16 ir_r1_k3_s1_e6_c16',
@@ -178,7 +188,8 @@ _NET_CONFIGS = {
         'ir_r1_k3_s2_e6_c56 ir_r1_k3_s1_e6_c56 ir_r1_k3_s1_e6_c56',
         'ir_r1_k3_s1_e6_c112',
     )),
-    'mcunet_mbv2_w03': _NetConfigEntry('mbv2-w0.3-r80_imagenet', resolution=80, stem=16, head=384, dropout=0.2, stages=(
+    'mcunet_mbv2_w03': _NetConfigEntry(
+        'mbv2-w0.3-r80_imagenet', resolution=80, stem=16, head=384, dropout=0.2, stages=(
         'ds_r1_k3_s1_e1_c8',
         'ir_r1_k3_s2_e6_c8 ir_r1_k3_s1_e6_c8',
         'ir_r1_k3_s2_e6_c16 ir_r1_k3_s1_e6_c16 ir_r1_k3_s1_e6_c16',
@@ -187,7 +198,8 @@ _NET_CONFIGS = {
         'ir_r1_k3_s2_e6_c48 ir_r1_k3_s1_e6_c48 ir_r1_k3_s1_e6_c48',
         'ir_r1_k3_s1_e6_c96',
     )),
-    'mcunet_proxyless_w03': _NetConfigEntry('proxyless-w0.3-r176_imagenet', resolution=176, stem=16, head=384, dropout=0.0, stages=(
+    'mcunet_proxyless_w03': _NetConfigEntry(
+        'proxyless-w0.3-r176_imagenet', resolution=176, stem=16, head=384, dropout=0.0, stages=(
         'ds_r1_k3_s1_e1_c8',
         'ir_r1_k5_s2_e3_c16 ir_r1_k3_s1_e3_c16',
         'ir_r1_k7_s2_e3_c16 ir_r1_k3_s1_e3_c16 ir_r1_k5_s1_e3_c16 ir_r1_k5_s1_e3_c16',
@@ -196,7 +208,8 @@ _NET_CONFIGS = {
         'ir_r1_k7_s2_e6_c64 ir_r1_k7_s1_e6_c64 ir_r1_k7_s1_e3_c64 ir_r1_k7_s1_e3_c64',
         'ir_r1_k7_s1_e6_c96',
     )),
-    'mcunet_proxyless_w025': _NetConfigEntry('proxyless-w0.25-r112_imagenet', resolution=112, stem=8, head=320, dropout=0.0, stages=(
+    'mcunet_proxyless_w025': _NetConfigEntry(
+        'proxyless-w0.25-r112_imagenet', resolution=112, stem=8, head=320, dropout=0.0, stages=(
         'ds_r1_k3_s1_e1_c8_noskip',
         'ir_r1_k5_s2_e3_c8 ir_r1_k3_s1_e3_c8',
         'ir_r1_k7_s2_e3_c16 ir_r1_k3_s1_e3_c16 ir_r1_k5_s1_e3_c16 ir_r1_k5_s1_e3_c16',
@@ -205,7 +218,8 @@ _NET_CONFIGS = {
         'ir_r1_k7_s2_e6_c48 ir_r1_k7_s1_e6_c48 ir_r1_k7_s1_e3_c48 ir_r1_k7_s1_e3_c48',
         'ir_r1_k7_s1_e6_c80',
     )),
-    'proxylessnas_mobile': _NetConfigEntry('proxyless_mobile', resolution=224, stem=32, head=1280, dropout=0.0, stages=(
+    'proxylessnas_mobile': _NetConfigEntry(
+        'proxyless_mobile', resolution=224, stem=32, head=1280, dropout=0.0, stages=(
         'ds_r1_k3_s1_e1_c16',
         'ir_r1_k5_s2_e3_c32 ir_r1_k3_s1_e3_c32',
         'ir_r1_k7_s2_e3_c40 ir_r1_k3_s1_e3_c40 ir_r1_k5_s1_e3_c40 ir_r1_k5_s1_e3_c40',

@@ -20,8 +20,8 @@ Adding a kind: write its record (a subclass of :class:`~.base.OpKind`) and list 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 from tinyjax.codegen.ops import conv, elementwise, layout, pool
 from tinyjax.codegen.ops.base import KernelRow, OpKind, Shape

@@ -11,17 +11,18 @@ Shapes are tuples (NHWC with N = 1, or ``(1, features)``); byte counts are bytes
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from tinyjax.codegen.errors import GraphError
 from tinyjax.shapes import conv_out_size
 
-Shape = Tuple[int, ...]
+Shape = tuple[int, ...]
 #: ``(function, call, scratch_bytes)``: the function doing the work (``None`` for a zero-copy
 #: view), what the generated C calls (a CMSIS-NN wrapper, or the function), the scratch it needs.
-KernelRow = Tuple[Optional[str], Optional[str], int]
+KernelRow = tuple[str | None, str | None, int]
 
 
 class OpKind:
@@ -41,16 +42,16 @@ class OpKind:
     view: bool = False
 
     # -- the graph ------------------------------------------------------------------------------
-    def infer_shape(self, op, in_shapes: Sequence[Shape], declared: Optional[Shape] = None) -> Shape:
+    def infer_shape(self, op, in_shapes: Sequence[Shape], declared: Shape | None = None) -> Shape:
         """The output shape from the input shapes (``declared``: the output tensor's shape as the
         graph states it, which only a reshape needs). Raises :class:`GraphError`."""
         raise NotImplementedError
 
-    def weight_shape(self, op) -> Optional[Shape]:
+    def weight_shape(self, op) -> Shape | None:
         """The int8 weight tensor's shape in CMSIS-NN layout, or ``None``."""
         return None
 
-    def out_channels(self, op) -> Optional[int]:
+    def out_channels(self, op) -> int | None:
         """Entries of the bias (and per-channel multiplier/shift) of a weighted op, else None."""
         return None
 
@@ -70,7 +71,7 @@ class OpKind:
         return None
 
     def quantize(self, op, q_ins: Sequence[Any], q_out, params: Mapping[str, Any]
-                 ) -> Dict[str, np.ndarray]:
+                 ) -> dict[str, np.ndarray]:
         """The op's int8/int32 parameters (``quantize`` module docstring lists them by kind)
         given its tensors' ``QuantInfo`` and its float parameters."""
         raise NotImplementedError
@@ -87,7 +88,7 @@ class OpKind:
         raise NotImplementedError
 
     # -- deployment -----------------------------------------------------------------------------
-    def in_place_inputs(self, op, prefer_shortcut: bool = True) -> Tuple[str, ...]:
+    def in_place_inputs(self, op, prefer_shortcut: bool = True) -> tuple[str, ...]:
         """Inputs whose bytes the output may overwrite (the kernel supports it), in the order the
         planner should try them; ``()`` when the kernel never runs in place."""
         return ()
@@ -107,7 +108,7 @@ def scalar(v) -> int:
     return int(np.asarray(v))
 
 
-def window_hw(op, h: int, w: int) -> Tuple[int, int]:
+def window_hw(op, h: int, w: int) -> tuple[int, int]:
     """Output ``(out_h, out_w)`` of a windowed op (conv, depthwise, avg_pool) on an ``h × w``
     input, from its ``kernel``, ``stride`` and ``padding`` attributes."""
     (kh, kw), (sh, sw), (ph, pw) = op.attr("kernel"), op.attr("stride"), op.attr("padding")

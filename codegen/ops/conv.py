@@ -18,14 +18,15 @@ Flash: ``weights + out · (4 bias + 4 multiplier + 4 shift)``; dense ``weights +
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from tinyjax.codegen import floatref, intops
 from tinyjax.codegen.errors import GraphError, QuantizationError
 from tinyjax.codegen.fakequant import fake_requantize, requant_right_shift
-from tinyjax.codegen.ops.base import KernelRow, OpKind, Shape, scalar, window_hw
+from tinyjax.codegen.ops.base import KernelRow, OpKind, scalar, window_hw
 from tinyjax.codegen.quantmath import (
     activation_range,
     i32,
@@ -68,7 +69,7 @@ class _Weighted(OpKind):
         shape[self.out_axis] = -1
         return a.reshape(shape)
 
-    def float_weights(self, op, p: Optional[Mapping[str, Any]]) -> Tuple[np.ndarray, np.ndarray]:
+    def float_weights(self, op, p: Mapping[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
         """``(weight, bias)`` of an op's float parameters, checked against the graph (a missing
         bias is zero)."""
         if not p or "weight" not in p:
@@ -304,7 +305,7 @@ def _conv_1_x_n_scratch(path: str, kernel, stride, padding, in_c: int, in_w: int
     return max(n_left + pad_left, n_left - in_c + pad_right)
 
 
-def _conv_kernel(kernel, stride, padding, in_shape, out_shape, path: str) -> Tuple[str, int]:
+def _conv_kernel(kernel, stride, padding, in_shape, out_shape, path: str) -> tuple[str, int]:
     """arm_convolve_wrapper_s8's dispatch (v7.0.0) and the chosen kernel's scratch."""
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     _, in_h, in_w, in_c = in_shape
@@ -318,7 +319,7 @@ def _conv_kernel(kernel, stride, padding, in_shape, out_shape, path: str) -> Tup
     return "arm_convolve_s8", _conv_s8_scratch(path, in_c, kh, kw)
 
 
-def _depthwise_kernel(op, in_shape, out_shape, path: str) -> Tuple[str, int]:
+def _depthwise_kernel(op, in_shape, out_shape, path: str) -> tuple[str, int]:
     """arm_depthwise_conv_wrapper_s8's dispatch (v7.0.0) and the chosen kernel's scratch."""
     kernel, stride, padding = op.attr("kernel"), op.attr("stride"), op.attr("padding")
     (kh, kw), (ph, pw) = kernel, padding

@@ -21,14 +21,14 @@ class Pad(OpKind):
     same_quant = True
 
     def infer_shape(self, op, in_shapes, declared=None):
-        (t, b), (l, r) = op.attr("padding")
+        (top, bottom), (left, right) = op.attr("padding")
         n, h, w, c = in_shapes[0]
-        return (n, h + t + b, w + l + r, c)
+        return (n, h + top + bottom, w + left + right, c)
 
     @staticmethod
     def _pad(op, x, value):
-        (t, b), (l, r) = op.attr("padding")
-        return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=value)
+        (top, bottom), (left, right) = op.attr("padding")
+        return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
 
     def run_float(self, op, ins, params, out_shape):
         return self._pad(op, ins[0], 0.0)

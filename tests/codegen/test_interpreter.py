@@ -19,8 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyjax.codegen import intops
-from tinyjax.codegen import floatref
+from tinyjax.codegen import floatref, intops
 from tinyjax.codegen.graph import Graph, Op, QuantInfo, Tensor, graph_from_spec
 from tinyjax.codegen.interpreter import (
     dequantize_tensor,

@@ -349,8 +349,10 @@ def test_conv_exact(cfg):
     in_off, out_off = int(rng.integers(-127, 129)), int(rng.integers(-20, 21))
     mult, shift = _rand_q(rng, o)
     amin, amax = _act(rng)
-    got = I.conv_s8(x, w, bias, in_off, out_off, mult, shift, cfg["stride"], cfg["pad"], cfg["dil"], amin, amax)
-    exp = ref_conv(x, w, bias, in_off, out_off, mult, shift, cfg["stride"], cfg["pad"], cfg["dil"], amin, amax)
+    got = I.conv_s8(x, w, bias, in_off, out_off, mult, shift, cfg["stride"], cfg["pad"], cfg["dil"],
+                    amin, amax)
+    exp = ref_conv(x, w, bias, in_off, out_off, mult, shift, cfg["stride"], cfg["pad"], cfg["dil"],
+                   amin, amax)
     assert got.dtype == np.int8
     np.testing.assert_array_equal(got, exp)
 
@@ -408,7 +410,8 @@ def test_fully_connected_exact(n, nin, nout, seed):
     got = I.fully_connected_s8(x, w, bias, in_off, f_off, out_off, mult, shift, amin, amax)
     np.testing.assert_array_equal(got, ref_fc(x, w, bias, in_off, f_off, out_off, mult, shift, amin, amax))
     # higher-rank input is flattened like CMSIS's [batch, accum_depth] view
-    got4 = I.fully_connected_s8(x.reshape(n, 1, 1, nin), w, bias, in_off, f_off, out_off, mult, shift, amin, amax)
+    got4 = I.fully_connected_s8(x.reshape(n, 1, 1, nin), w, bias, in_off, f_off, out_off, mult, shift,
+                                amin, amax)
     np.testing.assert_array_equal(got4, got)
 
 

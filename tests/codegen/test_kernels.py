@@ -6,6 +6,8 @@ sources (the rule is restated next to each number).
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tinyjax.codegen.graph import Graph, Op, Tensor
@@ -195,7 +197,7 @@ def test_elementwise_kernels():
 def test_kernel_choice_is_frozen():
     k = kernel(conv("c", "input", 8, 8, 1), (1, 4, 4, 8), "cortex-m7")
     assert isinstance(k, KernelChoice)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         k.scratch_bytes = 3  # type: ignore[misc]
 
 

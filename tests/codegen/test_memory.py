@@ -7,14 +7,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from specs import model_specs
 
 from tinyjax.codegen.graph import Graph, GraphError, Op, Tensor, graph_from_spec
 from tinyjax.codegen.kernels import TARGETS, UnknownTargetError, flash_bytes
 from tinyjax.codegen.memory import GraphPlan, fits, peak_sram_bytes, plan_graph, scratch_name
 from tinyjax.codegen.planner import DEFAULT_ALIGNMENT, lower_bound, verify
 from tinyjax.zoo import get_spec
-
-from specs import model_specs
 
 
 def conv(name, x, cin, cout, k=1, s=1):

@@ -8,6 +8,7 @@ a realistic workload.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -185,7 +186,7 @@ def test_invalid_plan_arguments():
 
 def test_buffer_is_frozen_and_normalised():
     b = Buffer("a", 3, 1, 2)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         b.size = 4  # type: ignore[misc]
     assert b.lifetime == 2
     assert b.lives_with(Buffer("b", 1, 2, 5)) and not b.lives_with(Buffer("c", 1, 3, 5))

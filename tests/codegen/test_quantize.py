@@ -13,7 +13,6 @@ from specs import model_specs
 from tinyjax.codegen import intops
 from tinyjax.codegen.floatref import LUT_FUNCTIONS
 from tinyjax.codegen.graph import Graph, Op, QuantInfo, Tensor, graph_from_spec
-from tinyjax.codegen.quantmath import SIGMOID_QUANT, activation_range, choose_quant
 from tinyjax.codegen.quantize import (
     QuantizationError,
     QuantizedModel,
@@ -23,6 +22,7 @@ from tinyjax.codegen.quantize import (
     quantize_input,
     run_float,
 )
+from tinyjax.codegen.quantmath import SIGMOID_QUANT, activation_range, choose_quant
 from tinyjax.errors import TinyJaxError
 from tinyjax.models import EfficientNet, init_variables
 from tinyjax.zoo import get_spec
