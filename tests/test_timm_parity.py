@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from specs import model_specs
 
 from tinyjax.counting import count
+from tinyjax.errors import WeightImportError
 from tinyjax.models import EfficientNet
 from tinyjax.spec import ModelSpec
-from tinyjax.timm_import import WeightImportError, from_timm, variables_from_timm
+from tinyjax.timm_import import from_timm, variables_from_timm
 from tinyjax.zoo import TIMM_MODELS, get_spec, list_models
 
 

@@ -21,6 +21,10 @@ class UnknownModelError(TinyJaxError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class WeightImportError(TinyJaxError, ValueError):
+    """A state dict that does not fit the model (missing/unexpected key, wrong shape)."""
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
             prog: str = "tinyjax") -> int:
     """Run a CLI ``main``; a :class:`TinyJaxError` becomes ``prog: error: ...`` and exit code 2."""

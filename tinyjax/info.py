@@ -34,10 +34,6 @@ from tinyjax.spec import ModelSpec
 DEFAULT_TARGET = "cortex-m7"  # == tinyjax.codegen.kernels.DEFAULT_TARGET
 
 
-class NotDeployableError(TinyJaxError, ValueError):
-    """A model the int8 deployment graph cannot express (e.g. an activation without int8 form)."""
-
-
 def memory_plan(spec: ModelSpec, target: str = DEFAULT_TARGET):
     """``(GraphPlan, flash_bytes)`` of ``spec`` on ``target`` (pure Python, no JAX)."""
     from tinyjax.codegen.graph import GraphError, graph_from_spec
@@ -48,7 +44,7 @@ def memory_plan(spec: ModelSpec, target: str = DEFAULT_TARGET):
     try:
         graph = graph_from_spec(spec)
     except GraphError as e:
-        raise NotDeployableError(f"{spec.name} cannot be deployed as int8: {e}") from None
+        raise GraphError(f"{spec.name} cannot be deployed as int8: {e}") from None
     return plan_graph(graph, target), flash_bytes(graph)
 
 

@@ -17,13 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tinyjax.errors import TinyJaxError
+from tinyjax.errors import WeightImportError
 from tinyjax.models import EfficientNet
-
-
-class WeightImportError(TinyJaxError, ValueError):
-    """A state dict that does not fit the model (missing/unexpected key, wrong shape)."""
-
 
 _BN_FIELDS = {"weight": ("params", "scale"), "bias": ("params", "bias"),
               "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
