@@ -48,6 +48,7 @@ Op kinds and their attributes (``op.attrs``, a sorted tuple of ``(key, value)`` 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,34 +272,21 @@ def _tensor(name: str, shape: tuple[int, ...]) -> Tensor:
     return t
 
 
-class _Builder:
-    def __init__(self, shape: tuple[int, ...]):
-        self.tensors = [Tensor("input", shape)]
-        self.ops = []
-        self.shapes = {"input": shape}
-
-    def add(self, op: Op, shape: tuple[int, ...] | None = None) -> str:
-        if shape is None:
-            shape = infer_shape(op, [self.shapes[t] for t in op.inputs])
-        out = op.outputs[0]
-        self.ops.append(op)
-        self.tensors.append(_tensor(out, shape))
-        self.shapes[out] = shape
-        return out
-
-    # Weight layers build their attrs already sorted and frozen, and their output shape from
-    # the layer: graph_from_spec is on the search's per-candidate path, so it avoids Op.make's
-    # generic normalisation and infer_shape.
-    def layer(self, x: str, layer: Layer) -> str:
-        """The op of one weight layer of the walk (conv, depthwise or dense) and, for an
-        activation without a clamp form, its lookup-table op."""
-        n, h, w, c = self.shapes[x]
-        act = layer.act or "none"
-        fused = act if act in ACTIVATIONS_CLAMP else "none"
-        if layer.kind == "dense":
-            op = _op(layer.name, "dense", (x,), (("act", fused), ("in_features", c * h * w),
-                                                 ("out_features", layer.out_chs)))
-            return self.activation(self.add(op, (n, layer.out_chs)), layer.name, act)
+@functools.lru_cache(maxsize=8192)
+def _layer_ops(layer: Layer, x: str, in_shape: tuple[int, ...]) -> tuple[tuple[Op, Tensor], ...]:
+    """The op (conv, depthwise or dense) of one weight layer of the walk reading tensor ``x`` of
+    ``in_shape``, with its output tensor, and for an activation without a clamp form its
+    lookup-table op. Memoised: ops and tensors are immutable, and a search builds the same
+    layer on the same input again and again (graph_from_spec is on its per-candidate path, so
+    attrs are built already sorted and frozen, without Op.make's normalisation)."""
+    n, h, w, c = in_shape
+    act = layer.act or "none"
+    fused = act if act in ACTIVATIONS_CLAMP else "none"
+    if layer.kind == "dense":
+        op = _op(layer.name, "dense", (x,), (("act", fused), ("in_features", c * h * w),
+                                             ("out_features", layer.out_chs)))
+        out_shape: tuple[int, ...] = (n, layer.out_chs)
+    else:
         k, s, p = layer.kernel, layer.stride, layer.padding
         oh, ow = conv_out_size(h, k, s, p), conv_out_size(w, k, s, p)
         if oh < 1 or ow < 1:
@@ -311,21 +299,48 @@ class _Builder:
             attrs = (("act", fused), ("in_chs", c), ("kernel", (k, k)),
                      ("out_chs", layer.out_chs), ("padding", (p, p)), ("stride", (s, s)))
             op = _op(layer.name, "conv", (x,), attrs)
-        return self.activation(self.add(op, (n, oh, ow, layer.out_chs)), layer.name, act)
+        out_shape = (n, oh, ow, layer.out_chs)
+    out = ((op, _tensor(layer.name, out_shape)),)
+    if act in ACTIVATIONS_CLAMP:
+        return out
+    if act not in ACTIVATIONS_LUT:
+        raise GraphError(f"{layer.name}: activation {act!r} has no int8 form; use relu, relu6, "
+                         f"silu, sigmoid or hard_swish")
+    lut = f"{layer.name}/{act}"
+    return out + ((_op(lut, "lut", (layer.name,), (("fn", act),)), _tensor(lut, out_shape)),)
 
-    def activation(self, x: str, name: str, act: str) -> str:
-        if act in ACTIVATIONS_CLAMP:
-            return x
-        if act not in ACTIVATIONS_LUT:
-            raise GraphError(f"{name}: activation {act!r} has no int8 form; use relu, relu6, "
-                             f"silu, sigmoid or hard_swish")
-        lut = f"{name}/{act}"
-        return self.add(_op(lut, "lut", (x,), (("fn", act),)), self.shapes[x])
+
+@functools.lru_cache(maxsize=4096)
+def _global_pool(name: str, x: str, in_shape: tuple[int, ...]) -> tuple[Op, Tensor]:
+    n, h, w, c = in_shape
+    op = _op(name, "avg_pool", (x,), (("kernel", (h, w)), ("padding", (0, 0)), ("stride", (1, 1))))
+    return op, _tensor(name, (n, 1, 1, c))
+
+
+class _Builder:
+    def __init__(self, shape: tuple[int, ...]):
+        self.tensors = [Tensor("input", shape)]
+        self.ops = []
+        self.shapes = {"input": shape}
+
+    def add(self, op: Op, shape: tuple[int, ...] | None = None) -> str:
+        if shape is None:
+            shape = infer_shape(op, [self.shapes[t] for t in op.inputs])
+        return self.put(op, _tensor(op.outputs[0], shape))
+
+    def put(self, op: Op, tensor: Tensor) -> str:
+        self.ops.append(op)
+        self.tensors.append(tensor)
+        self.shapes[tensor.name] = tensor.shape
+        return tensor.name
+
+    def layer(self, x: str, layer: Layer) -> str:
+        for op, tensor in _layer_ops(layer, x, self.shapes[x]):
+            x = self.put(op, tensor)
+        return x
 
     def global_pool(self, x: str, name: str) -> str:
-        _, h, w, _ = self.shapes[x]
-        return self.add(Op.make(name, "avg_pool", [x], kernel=(h, w), stride=(1, 1),
-                                padding=(0, 0)))
+        return self.put(*_global_pool(name, x, self.shapes[x]))
 
 
 def graph_from_spec(spec, resolution: int | None = None) -> Graph:

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from tinyjax.codegen import kernels as _kernels
-from tinyjax.codegen.graph import Graph, Op, graph_from_spec
+from tinyjax.codegen.graph import Graph, _op, graph_from_spec
 from tinyjax.codegen.kernels import DEFAULT_TARGET, KernelChoice, Target, get_target
 from tinyjax.codegen.ops import OPS
 from tinyjax.codegen.orders import dependencies, enumerate_orders, explicit_order, greedy_order, is_chain
@@ -153,7 +153,7 @@ def _scratch_bytes(path: str, kind: str, attrs: tuple, in_shape: tuple, out_shap
     """Scratch bytes of an op run out of place, and run in place (-1: it cannot). A pure
     function of what the kernel rules read, memoised: a search meets the same layers again
     and again."""
-    op = Op("", kind, (), ("",), attrs)
+    op = _op("", kind, (), attrs)      # the kernel rules read the kind and attributes only
     rec = OPS[kind]
     out_of_place = rec.kernel(op, in_shape, out_shape, path, False)[2]
     if not can_run_in_place:
@@ -177,7 +177,8 @@ class _Static:
         path = target.path
         # Scratch bytes of each op run out of place, and run in place (-1: it cannot).
         both = [_scratch_bytes(path, op.kind, op.attrs, shape[op.inputs[0]], shape[op.outputs[0]],
-                               bool(rec.in_place_inputs(op)))
+                               bool(rec.in_place_inputs(op))) if rec.needs_scratch
+                else (0, 0 if rec.in_place_inputs(op) else -1)
                 for op, rec in zip(ops, recs)]
         self.scratch = [b[0] for b in both]
         self.in_place_scratch = [b[1] for b in both]

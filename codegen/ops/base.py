@@ -34,12 +34,15 @@ class OpKind:
         same_quant: the output keeps the input's quantisation (the op moves or averages codes and
             does not rescale: ``arm_avgpool_s8``, pad, reshape).
         view: the output is its input's bytes seen with another shape (no kernel call).
+        needs_scratch: its kernel may ask for a scratch buffer on some path or mode (False: the
+            planner never asks :meth:`kernel`, which saves it a lookup per op).
     """
 
     name: str = ""
     weighted: bool = False
     same_quant: bool = False
     view: bool = False
+    needs_scratch: bool = False
 
     # -- the graph ------------------------------------------------------------------------------
     def infer_shape(self, op, in_shapes: Sequence[Shape], declared: Shape | None = None) -> Shape:

@@ -49,6 +49,7 @@ class _Weighted(OpKind):
     """What conv, depthwise and dense share. ``out_axis``: the weight axis of output channels."""
 
     weighted = True
+    needs_scratch = True
     out_axis = 0
 
     def out_channels(self, op) -> int:

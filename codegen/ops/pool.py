@@ -17,6 +17,7 @@ from tinyjax.codegen.quantmath import i32
 class AvgPool(OpKind):
     name = "avg_pool"
     same_quant = True
+    needs_scratch = True
 
     def infer_shape(self, op, in_shapes, declared=None):
         n, h, w, c = in_shapes[0]
