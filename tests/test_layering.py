@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 CLI = {"tinyjax.info", "tinyjax.train", "tinyjax.export", "tinyjax.__main__",
        "tinyjax.search.__main__"}
 #: training and input pipeline: what codegen must never pull in
-TRAINING = ("tinyjax.trainer", "tinyjax.steps", "tinyjax.mesh", "tinyjax.checkpoints",
-            "tinyjax.metrics", "tinyjax.optim", "tinyjax.data")
+TRAINING = ("tinyjax.trainer", "tinyjax.steps", "tinyjax.sharding", "tinyjax.checkpoints",
+            "tinyjax.metric_writers", "tinyjax.run_setup", "tinyjax.optim", "tinyjax.data")
 HEAVY = ("tensorflow", "tensorflow_datasets", "optax", "orbax", "torch", "gpytorch")
 TORCH = ("torch", "gpytorch")
 TORCH_ALLOWED: set[str] = set()
