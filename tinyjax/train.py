@@ -45,12 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tinyjax.config import apply_overrides, load_config
 
     cfg = apply_overrides(load_config(args.config), overrides)
+    from tinyjax.progress import Progress
     from tinyjax.trainer import train_and_evaluate
 
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
-
-    result = train_and_evaluate(cfg, args.workdir, log=log)
+    with Progress("tinyjax.train", stream=sys.stderr) as progress:
+        result = train_and_evaluate(cfg, args.workdir, progress=progress)
     if result.preempted:
         return 0
     final = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in result.final_eval.items()}
