@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
-from tinyjax import optim, sharding, steps, trainer
+from tinyjax import optim, run_setup, sharding, steps
 from tinyjax.zoo import get_spec
 from timing import median_times  # benchmarks/timing.py (the script's own folder)
 
@@ -37,7 +37,7 @@ def main():
     a = p.parse_args()
 
     spec = get_spec(a.model, a.resolution).with_(num_classes=10)
-    model = trainer.build_model(ConfigDict({"dtype": "float32", "drop_path_rate": 0.0}), spec)
+    model = run_setup.build_model(ConfigDict({"dtype": "float32", "drop_path_rate": 0.0}), spec)
     schedule = optim.exponential_schedule(0.01, 100)
     tx = optim.rmsprop_tf(schedule)
     cfg = ConfigDict({"label_smoothing": 0.1, "ema_decay": 0.999, "ema_warmup": True})

@@ -66,7 +66,7 @@ def load_run(workdir: Path, config: str):
     from tinyjax.spec import ModelSpec
     from tinyjax.checkpoints import Checkpoints, fingerprint
     from tinyjax.steps import create_train_state
-    from tinyjax.trainer import build_model, spec_from_config
+    from tinyjax.run_setup import build_model, spec_from_config
 
     if not workdir.is_dir():
         raise TinyJaxError(f"work directory {workdir} does not exist")

@@ -45,11 +45,11 @@ def tinyjax_step(name, res, batch, dtype):
     import numpy as np
     from ml_collections import ConfigDict
 
-    from tinyjax import optim, steps, trainer
+    from tinyjax import optim, run_setup, steps
     from tinyjax.zoo import get_spec
 
     spec = get_spec(name, res)
-    model = trainer.build_model(ConfigDict({"dtype": dtype, "drop_path_rate": 0.2}), spec)
+    model = run_setup.build_model(ConfigDict({"dtype": dtype, "drop_path_rate": 0.2}), spec)
     schedule = optim.exponential_schedule(0.048 * batch / 1024, 1000)
     tx = optim.rmsprop_tf(schedule)
     step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, schedule=schedule,

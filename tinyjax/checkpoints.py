@@ -26,7 +26,7 @@ def fingerprint(cfg, spec: ModelSpec, population: int) -> str:
 
 def _checkpoint_error(message: str):
     # CheckpointError is still defined in tinyjax.trainer (errors are gathered later), which
-    # imports this module: import it when raising, not at module load, to avoid the cycle.
+    # imports this module (through run_setup): import it when raising, to avoid the cycle.
     from tinyjax.trainer import CheckpointError
 
     return CheckpointError(message)

@@ -4,8 +4,9 @@ Data flow (see DESIGN.md): tf.data batches (per host) -> global ``jax.Array`` sh
 mesh's ``data`` axis -> ``jit(train_step)`` -> Orbax checkpoints in ``workdir/checkpoints``.
 The parts live in their own modules: :mod:`tinyjax.steps` (state, train/eval steps),
 :mod:`tinyjax.sharding` (mesh, shardings, the jitted program), :mod:`tinyjax.checkpoints`,
-:mod:`tinyjax.metric_writers` and :mod:`tinyjax.progress`. Here: :func:`setup` builds everything
-and restores, :func:`train_loop` runs the steps, :func:`log_window` summarises a logging window.
+:mod:`tinyjax.metric_writers`, :mod:`tinyjax.progress` and :mod:`tinyjax.run_setup` (checks the
+config, builds everything, restores). Here: :func:`train_loop` runs the steps and
+:func:`log_window` summarises a logging window.
 
 * Populations: every state leaf has a leading K axis (K seeds, or K learning-rate scales of one
   spec). Member k of a population equals a separate run with ``seed + k``.
@@ -21,23 +22,18 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tinyjax import optim
-from tinyjax.checkpoints import Checkpoints, fingerprint
 from tinyjax.errors import TinyJaxError
-from tinyjax.metric_writers import MetricsWriter
-from tinyjax.models import EfficientNet
 from tinyjax.progress import Progress
-from tinyjax.sharding import Program, compile_program, global_batch, make_mesh
-from tinyjax.spec import ModelSpec
-from tinyjax.steps import TrainState, create_train_state, stack_states
+from tinyjax.run_setup import Run, setup
+from tinyjax.sharding import Program, global_batch
+from tinyjax.steps import TrainState
 
 
 class CheckpointError(TinyJaxError):
@@ -46,126 +42,6 @@ class CheckpointError(TinyJaxError):
 
 class TrainingDiverged(TinyJaxError):
     """The loss became NaN or infinite."""
-
-
-# -- model from config ------------------------------------------------------------------------------
-
-def spec_from_config(cfg, num_classes: int) -> ModelSpec:
-    """The model spec of a config: ``cfg.model`` (zoo name) or ``cfg.spec`` (a spec dict), with the
-    dataset's class count, ``cfg.resolution`` (0 = the model's own) and ``cfg.dropout`` (< 0 =
-    the spec's own)."""
-    from tinyjax.zoo import get_spec
-
-    if cfg.get("spec"):
-        spec = ModelSpec.from_json(cfg.spec)
-    else:
-        spec = get_spec(cfg.model)
-    changes: dict[str, Any] = {"num_classes": num_classes}
-    if cfg.get("resolution"):
-        changes["resolution"] = int(cfg.resolution)
-    if cfg.get("dropout", -1) >= 0:
-        changes["head"] = dataclasses.replace(spec.head, dropout=float(cfg.dropout))
-    return spec.with_(**changes)
-
-
-def build_model(cfg, spec: ModelSpec) -> EfficientNet:
-    """The Flax module of ``spec`` with the config's compute dtype, drop-path rate and depthwise
-    implementation."""
-    dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(cfg.get("dtype", "float32"))
-    if dtype is None:
-        raise optim.ConfigError(f"dtype must be 'float32' or 'bfloat16', got {cfg.dtype!r}")
-    return EfficientNet(spec, drop_path_rate=cfg.get("drop_path_rate", 0.0), dtype=dtype,
-                        dw_impl=cfg.get("dw_impl", "auto"))
-
-
-# -- setup: everything a run needs, restored -------------------------------------------------------
-
-@dataclasses.dataclass
-class Run:
-    """A run ready to loop: built by :func:`setup`, advanced by :func:`train_loop`."""
-
-    cfg: Any
-    spec: ModelSpec
-    population: int              # K; 1 = a single model
-    total_steps: int
-    start: int                   # the step the state is at (0, or the restored checkpoint's)
-    program: Program
-    state: TrainState
-    checkpoints: Checkpoints
-    writer: MetricsWriter
-    train_batches: Callable[[int], Iterator[dict]]   # from step k on, this host's slice
-    eval_batches: Callable[[], Iterator[dict]]       # the eval split, this host's slice
-    meta: dict                   # saved beside every checkpoint
-
-
-def _check_workdir(workdir: Path) -> None:
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        probe = workdir / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise TinyJaxError(f"work directory {workdir} is not writable ({e.strerror}); choose "
-                           "another --workdir") from None
-
-
-def setup(cfg, workdir: Path, progress: Progress) -> Run:
-    """Build the model, optimiser, mesh, jitted program, checkpoints and input pipelines of
-    ``cfg`` in ``workdir``, and restore the latest checkpoint if there is one."""
-    from tinyjax.data import pipeline
-
-    _check_workdir(workdir)
-    progress.status("building the input pipeline...")
-    info = pipeline.get_info(cfg.data)
-    spec = spec_from_config(cfg, info.num_classes)
-    model = build_model(cfg, spec)
-    pop = int(cfg.population.size)
-    process_count, process_index = jax.process_count(), jax.process_index()
-    if cfg.batch_size % process_count:
-        raise optim.ConfigError(f"batch_size {cfg.batch_size} does not split over {process_count} hosts")
-    steps_per_epoch = max(1, info.num_train // cfg.batch_size)
-    total_steps = int(cfg.total_steps or round(cfg.num_epochs * steps_per_epoch))
-    schedule = optim.make_schedule(cfg, steps_per_epoch, total_steps)
-    tx = optim.make_optimizer(cfg, schedule)
-
-    scales = list(cfg.population.lr_scales) if cfg.population.get("lr_scales") else [1.0] * pop
-    if len(scales) != pop:
-        raise optim.ConfigError(f"population.lr_scales has {len(scales)} entries, size is {pop}")
-    progress.status(f"building {spec.name} ({f'a population of {pop}' if pop > 1 else 'one model'})...")
-    states = [create_train_state(model, tx, cfg.seed + k, scales[k]) for k in range(pop)]
-    state = stack_states(states) if pop > 1 else states[0]
-    mesh = make_mesh(max(1, pop), cfg.mesh.data)
-    program = compile_program(cfg, model, tx, schedule, info.num_classes, mesh, state, pop)
-    state = jax.device_put(state, program.shardings.state)
-
-    ckpt = Checkpoints(workdir, cfg.checkpoint_keep, fingerprint(cfg, spec, pop))
-    start = 0
-    latest = ckpt.latest_step()
-    if latest is not None:
-        progress.status(f"resuming from {ckpt.directory / str(latest)} (step {latest}): "
-                        "restoring the checkpoint...")
-        state, _ = ckpt.restore(state, program.shardings.state)
-        start = int(np.asarray(jax.device_get(state.step)).reshape(-1)[0])
-    if jax.process_index() == 0:
-        (workdir / "spec.json").write_text(spec.to_json())
-    writer = MetricsWriter(workdir, start, tensorboard=cfg.get("tensorboard", True))
-
-    local_batch = cfg.batch_size // process_count
-
-    def train_batches(from_step):
-        ds = pipeline.train_dataset(cfg.data, batch_size=local_batch, resolution=spec.resolution,
-                                    seed=cfg.data_seed, start_step=from_step,
-                                    process_index=process_index, process_count=process_count)
-        return ds.as_numpy_iterator()
-
-    def eval_batches():
-        ds = pipeline.eval_dataset(cfg.data, batch_size=cfg.eval_batch_size // process_count,
-                                   resolution=spec.resolution, process_index=process_index,
-                                   process_count=process_count)
-        return ds.as_numpy_iterator()
-
-    return Run(cfg, spec, pop, total_steps, start, program, state, ckpt, writer, train_batches,
-               eval_batches, meta={"spec": spec.name, "total_steps": total_steps})
 
 
 # -- per-window logging and evaluation --------------------------------------------------------------

@@ -144,6 +144,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, env, extra, message):
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
     assert len([x for x in r.stderr.splitlines() if x.startswith("tinyjax.train: error")]) == 1
+    assert not (tmp_path / "w").exists(), "a refused run must not leave a work directory"
 
 
 def test_unwritable_workdir_is_exit_2(tmp_path, env):
