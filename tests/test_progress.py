@@ -105,3 +105,12 @@ def test_importing_the_display_loads_no_framework():
             "heavy = {'jax', 'tensorflow', 'torch', 'numpy'} & set(sys.modules); "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_signal_handler_status_goes_straight_to_the_file_descriptor(tmp_path):
+    with open(tmp_path / "log", "w") as f:
+        progress = Progress("tinyjax.train", stream=f)
+        f.write("buffered ")  # still in Python's buffer: the handler's line must not wait for it
+        progress.status_from_signal_handler("SIGINT: saving a checkpoint")
+        assert (tmp_path / "log").read_text() == "tinyjax.train: SIGINT: saving a checkpoint\n"
+    Progress("t", stream=io.StringIO()).status_from_signal_handler("no descriptor: nothing")

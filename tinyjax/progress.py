@@ -19,6 +19,7 @@ first line appears before the heavy imports.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Self, TextIO
@@ -83,6 +84,18 @@ class Progress:
         else:
             self.stream.write(line + "\n")
             self.stream.flush()
+
+    def status_from_signal_handler(self, text: str) -> None:
+        """:meth:`status` for a signal handler: one unbuffered ``os.write``, because a handler
+        may run in the middle of a buffered write to the same stream, which Python refuses to
+        re-enter (``RuntimeError: reentrant call``). A stream without a file descriptor gets
+        nothing."""
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return
+        lead = "\n" if self.terminal else ""  # below the bar, not over it
+        os.write(fd, f"{lead}{self.desc}: {text}\n".encode(errors="replace"))
 
     def start(self, total: int, n: int = 0) -> None:
         """Begin counting: ``n`` of ``total`` units are done (``n > 0`` when resuming). The rate

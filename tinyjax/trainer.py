@@ -5,8 +5,9 @@ mesh's ``data`` axis -> ``jit(train_step)`` -> Orbax checkpoints in ``workdir/ch
 The parts live in their own modules: :mod:`tinyjax.steps` (state, train/eval steps),
 :mod:`tinyjax.sharding` (mesh, shardings, the jitted program), :mod:`tinyjax.checkpoints`,
 :mod:`tinyjax.metric_writers`, :mod:`tinyjax.progress` and :mod:`tinyjax.run_setup` (checks the
-config, builds everything, restores). Here: :func:`train_loop` runs the steps and
-:func:`log_window` summarises a logging window.
+config, builds everything, restores). Here: :func:`train_loop` runs the steps,
+:func:`log_window` summarises a logging window, :class:`StopRequest` turns SIGTERM and SIGINT
+into a checkpoint.
 
 * Populations: every state leaf has a leading K axis (K seeds, or K learning-rate scales of one
   spec). Member k of a population equals a separate run with ``seed + k``.
@@ -24,6 +25,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import jax
 import jax.numpy as jnp
@@ -108,17 +110,44 @@ class RunResult:
     step: int
     state: TrainState
     final_eval: dict
-    preempted: bool = False
+    preempted: bool = False      # stopped early by a signal, with a checkpoint at ``step``
+    signal_name: str | None = None   # which signal stopped it: "SIGTERM" or "SIGINT"
 
 
-@dataclasses.dataclass
 class StopRequest:
-    """Set by a signal handler; the loop checkpoints and returns at the next step boundary."""
+    """SIGTERM (a TPU preemption notice) and SIGINT (Ctrl-C) ask the loop to checkpoint at the
+    next step boundary and return. The first signal puts back the default action of its kind, so
+    a second one ends the process at once, even inside a long XLA call where no Python handler can
+    run; the last complete checkpoint survives that, because Orbax writes a step into a temporary
+    folder and renames it only once complete."""
 
-    signal_name: str | None = None
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.signal_name: str | None = None
+        self._previous: dict = {}
 
     def __bool__(self) -> bool:
         return self.signal_name is not None
+
+    def handle(self, signum, frame) -> None:
+        self.signal_name = signal.Signals(signum).name
+        signal.signal(signum, signal.SIG_DFL)
+        again = "Ctrl-C" if signum == signal.SIGINT else self.signal_name
+        self.progress.status_from_signal_handler(
+            f"{self.signal_name}: saving a checkpoint at the end of this step, then exiting "
+            f"({again} again quits at once, keeping the last complete checkpoint)")
+
+    def __enter__(self) -> Self:
+        if threading_is_main():  # signal handlers can only be set from the main thread
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self.handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 def train_loop(run: Run, progress: Progress, stop: StopRequest) -> RunResult:
@@ -158,8 +187,8 @@ def train_loop(run: Run, progress: Progress, stop: StopRequest) -> RunResult:
             last_saved = step
         if stop:
             progress.status(f"{stop.signal_name}: saved a checkpoint at step {step} in "
-                            f"{ckpt.directory}; run the same command again to resume")
-            return RunResult(step, state, final_eval, preempted=True)
+                            f"{ckpt.directory / str(step)}; run the same command again to resume")
+            return RunResult(step, state, final_eval, preempted=True, signal_name=stop.signal_name)
         if at_eval:
             final_eval = evaluate(program, state, run.eval_batches(), pop > 1)
             run.writer.write(step, final_eval)
@@ -173,28 +202,21 @@ def train_loop(run: Run, progress: Progress, stop: StopRequest) -> RunResult:
 
 def train_and_evaluate(cfg, workdir: str | os.PathLike, *,
                        progress: Progress | None = None) -> RunResult:
-    """Train per ``cfg`` in ``workdir``: resumes from its latest checkpoint; SIGTERM checkpoints
-    and returns (``preempted=True``); a NaN/Inf loss raises :class:`TrainingDiverged` and leaves
-    the last good checkpoint in place. Progress and messages go to ``progress`` (default: a
-    display on stderr)."""
+    """Train per ``cfg`` in ``workdir``: resumes from its latest checkpoint; SIGTERM or SIGINT
+    checkpoints at the next step boundary and returns (``preempted=True``); a NaN/Inf loss raises
+    :class:`TrainingDiverged` and leaves the last good checkpoint in place. Progress and messages
+    go to ``progress`` (default: a display on stderr)."""
     own = progress is None
     progress = progress or Progress("tinyjax.train", stream=sys.stderr)
-    stop = StopRequest()
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_sigterm(signum, frame):  # a TPU preemption notice
-        stop.signal_name = "SIGTERM"
-
     try:
+        # Signals are caught only once there is a state to save; before that Ctrl-C is the
+        # usual KeyboardInterrupt.
         run = setup(cfg, Path(workdir), progress)
-        if threading_is_main():
-            signal.signal(signal.SIGTERM, on_sigterm)
-        return train_loop(run, progress, stop)
+        with StopRequest(progress) as stop:
+            return train_loop(run, progress, stop)
     finally:
         if own:
             progress.close()
-        if threading_is_main():
-            signal.signal(signal.SIGTERM, previous)
 
 
 def threading_is_main() -> bool:
