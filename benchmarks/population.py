@@ -2,7 +2,7 @@
 
     python benchmarks/population.py [--model mcunet_in0] [--resolution 48] [--batch 32] [--steps 5]
 
-For K = 1, 2, 4, 8: the trainer's population step (``trainer.compile_program`` with population K:
+For K = 1, 2, 4, 8: the trainer's population step (``sharding.compile_program`` with population K:
 one vmapped program over K stacked states, every member sees the same batch; for K = 1 the
 trainer runs the plain step) against K calls of the plain step (the sequential reference), both
 jitted exactly as ``python -m tinyjax.train`` jits them, median of ``--steps`` after compilation.
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
-from tinyjax import optim, trainer
+from tinyjax import optim, run_setup, sharding, steps
 from tinyjax.zoo import get_spec
 from timing import median_times  # benchmarks/timing.py (the script's own folder)
 
@@ -37,13 +37,13 @@ def main():
     a = p.parse_args()
 
     spec = get_spec(a.model, a.resolution).with_(num_classes=10)
-    model = trainer.build_model(ConfigDict({"dtype": "float32", "drop_path_rate": 0.0}), spec)
+    model = run_setup.build_model(ConfigDict({"dtype": "float32", "drop_path_rate": 0.0}), spec)
     schedule = optim.exponential_schedule(0.01, 100)
     tx = optim.rmsprop_tf(schedule)
     cfg = ConfigDict({"label_smoothing": 0.1, "ema_decay": 0.999, "ema_warmup": True})
-    mesh = trainer.make_mesh(population=1)  # every member on every device: K is a vmap axis
-    plain = trainer.compile_program(cfg, model, tx, schedule, 10, mesh,
-                                    trainer.create_train_state(model, tx, 0), 1).train
+    mesh = sharding.make_mesh(population=1)  # every member on every device: K is a vmap axis
+    plain = sharding.compile_program(cfg, model, tx, schedule, 10, mesh,
+                                    steps.create_train_state(model, tx, 0), 1).train
     rng = np.random.default_rng(0)
     batch = {"image": jnp.asarray(rng.standard_normal((a.batch, a.resolution, a.resolution, 3)),
                                   jnp.float32),
@@ -52,17 +52,17 @@ def main():
     print(f"{a.model}@{a.resolution}, batch {a.batch}, {jax.device_count()} {jax.default_backend()} device(s)")
     print(f"{'K':>3}{'vmapped img/s':>15}{'sequential img/s':>18}{'ratio':>8}")
     for k in [int(x) for x in a.ks.split(",")]:
-        states = [trainer.create_train_state(model, tx, s) for s in range(k)]
+        states = [steps.create_train_state(model, tx, s) for s in range(k)]
         vmapped_k = k > 1 or a.force_vmap
-        stacked = (trainer.stack_states(states) if vmapped_k
+        stacked = (steps.stack_states(states) if vmapped_k
                    else jax.tree_util.tree_map(jnp.copy, states[0]))  # donated: not shared
         if vmapped_k and k == 1:  # what compile_program would build for K > 1
-            step = functools.partial(trainer.train_step, model=model, tx=tx, schedule=schedule,
+            step = functools.partial(steps.train_step, model=model, tx=tx, schedule=schedule,
                                      num_classes=10, label_smoothing=0.1, ema_decay=0.999,
                                      ema_warmup=True)
             pop = jax.jit(jax.vmap(step, in_axes=(0, None)), donate_argnums=0)
         else:
-            pop = trainer.compile_program(cfg, model, tx, schedule, 10, mesh, stacked, k).train
+            pop = sharding.compile_program(cfg, model, tx, schedule, 10, mesh, stacked, k).train
         box = {"pop": stacked, "seq": states}
 
         def vmapped():

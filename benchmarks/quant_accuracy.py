@@ -64,7 +64,9 @@ def load_run(workdir: Path, config: str):
     from tinyjax.data import pipeline
     from tinyjax.errors import TinyJaxError
     from tinyjax.spec import ModelSpec
-    from tinyjax.trainer import Checkpoints, build_model, create_train_state, fingerprint, spec_from_config
+    from tinyjax.checkpoints import Checkpoints, fingerprint
+    from tinyjax.steps import create_train_state
+    from tinyjax.run_setup import build_model, spec_from_config
 
     if not workdir.is_dir():
         raise TinyJaxError(f"work directory {workdir} does not exist")

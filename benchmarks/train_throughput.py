@@ -45,21 +45,21 @@ def tinyjax_step(name, res, batch, dtype):
     import numpy as np
     from ml_collections import ConfigDict
 
-    from tinyjax import optim, trainer
+    from tinyjax import optim, run_setup, steps
     from tinyjax.zoo import get_spec
 
     spec = get_spec(name, res)
-    model = trainer.build_model(ConfigDict({"dtype": dtype, "drop_path_rate": 0.2}), spec)
+    model = run_setup.build_model(ConfigDict({"dtype": dtype, "drop_path_rate": 0.2}), spec)
     schedule = optim.exponential_schedule(0.048 * batch / 1024, 1000)
     tx = optim.rmsprop_tf(schedule)
-    step = jax.jit(functools.partial(trainer.train_step, model=model, tx=tx, schedule=schedule,
+    step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, schedule=schedule,
                                      num_classes=spec.num_classes, label_smoothing=0.1,
                                      ema_decay=0.9999, ema_warmup=False), donate_argnums=0)
     rng = np.random.default_rng(0)
     batch_ = {"image": jnp.asarray(rng.standard_normal((batch, res, res, 3)), jnp.float32),
               "label": jnp.asarray(rng.integers(0, 1000, batch), jnp.int32),
               "mask": jnp.ones((batch,), jnp.float32)}
-    box = {"state": trainer.create_train_state(model, tx, 0)}
+    box = {"state": steps.create_train_state(model, tx, 0)}
 
     def one():
         box["state"], m = step(box["state"], batch_)

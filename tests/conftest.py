@@ -1,13 +1,54 @@
-"""Shared fixtures: the steering repo's reference data and an importable timm."""
+"""Shared fixtures: a hermetic HOME, the steering repo's reference data and an importable timm."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_SESSION: dict = {}
+
+
+def pytest_configure(config):
+    """Tests write only into the repository and the temp dir. For the session (and every
+    subprocess it starts), HOME is an empty temporary folder, and the places tools write under
+    HOME by default point at temporary folders too: the embedded dataset (generated once per
+    session, shared by the data and training tests), matplotlib's font cache, Keras's config.
+    :func:`home_stays_empty` then fails the session if anything still lands in HOME. Set before
+    collection, because test modules import TensorFlow (which writes ~/.keras) when collected."""
+    root = Path(tempfile.mkdtemp(prefix="tinyjax-tests-"))
+    env = {"HOME": root / "home", "TINYJAX_DATA_DIR": root / "tensorflow_datasets",
+           "MPLCONFIGDIR": root / "matplotlib", "KERAS_HOME": root / "keras",
+           "XDG_CACHE_HOME": root / "cache", "XDG_CONFIG_HOME": root / "config"}
+    env["HOME"].mkdir()
+    _SESSION.update(root=root, home=env["HOME"], saved={k: os.environ.get(k) for k in env})
+    os.environ.update({k: str(v) for k, v in env.items()})
+
+
+def pytest_unconfigure(config):
+    if not _SESSION:
+        return
+    for key, value in _SESSION["saved"].items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    shutil.rmtree(_SESSION["root"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def home_stays_empty():
+    """After the last test: nothing was written into HOME (by the tests or their subprocesses)."""
+    yield
+    home = _SESSION["home"]
+    written = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
+    assert not written, (f"the tests wrote into HOME ({home}): {', '.join(written[:8])}; write "
+                         "into tmp_path, or point the tool at a temporary folder in conftest.py")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -91,7 +91,7 @@ def train_defaults():
     from tinyjax.data.pipeline import default_data_config
 
     c = ConfigDict()
-    c.model = "tinynet_e"          # zoo name; ignored when `spec` is set
+    c.model = "tinynet_e"          # zoo name (checked even when `spec` is set, which wins)
     c.spec = ""                    # a ModelSpec as JSON (ModelSpec.to_json()), e.g. a search result
     c.resolution = 0               # pixels; 0 = the model's own
     c.dropout = -1.0               # classifier dropout; < 0 = the spec's own

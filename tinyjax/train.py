@@ -2,9 +2,11 @@
 
 Trains the model of a config on its dataset (tf.data over TFDS), on every local device (a mesh
 ``population × data``), with Orbax checkpoints, ``metrics.jsonl`` and TensorBoard events in the
-work directory. Running the same command again resumes from the last checkpoint; SIGTERM (a TPU
-preemption) saves and exits cleanly. ``--multihost`` calls ``jax.distributed.initialize()`` first
-(Cloud TPU pods / multi-node GPU: coordinator from the environment).
+work directory. Running the same command again resumes from the last checkpoint. SIGTERM (a TPU
+preemption) and Ctrl-C save a checkpoint at the next step boundary and exit (code 0 after SIGTERM,
+130 after Ctrl-C); a second Ctrl-C quits at once, keeping the last complete checkpoint.
+``--multihost`` calls ``jax.distributed.initialize()`` first (Cloud TPU pods / multi-node GPU:
+coordinator from the environment).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from tinyjax.errors import run_cli
 
@@ -38,21 +40,25 @@ def parse_args(argv: Sequence[str] | None):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, overrides = parse_args(argv)
-    if args.multihost:
-        import jax
+    from tinyjax.progress import Progress
 
-        jax.distributed.initialize()
-    from tinyjax.config import apply_overrides, load_config
+    # The display first: its first line comes before the seconds of TensorFlow/JAX imports.
+    with Progress("tinyjax.train", stream=sys.stderr) as progress:
+        progress.status(f"loading {args.config} (TensorFlow and JAX take a few seconds to import)...")
+        if args.multihost:
+            import jax
 
-    cfg = apply_overrides(load_config(args.config), overrides)
-    from tinyjax.trainer import train_and_evaluate
+            jax.distributed.initialize()
+        from tinyjax.config import apply_overrides, load_config
 
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
+        cfg = apply_overrides(load_config(args.config), overrides)
+        from tinyjax.trainer import train_and_evaluate
 
-    result = train_and_evaluate(cfg, args.workdir, log=log)
+        result = train_and_evaluate(cfg, args.workdir, progress=progress)
     if result.preempted:
-        return 0
+        # Ctrl-C: the shell's convention for "interrupted" (128 + SIGINT), so scripts stop too.
+        # SIGTERM (a preemption notice) is a clean exit a scheduler may simply rerun.
+        return 130 if result.signal_name == "SIGINT" else 0
     final = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in result.final_eval.items()}
     print(json.dumps({"step": result.step, **final}))
     return 0

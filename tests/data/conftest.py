@@ -12,11 +12,13 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def shapes_dir(tmp_path_factory) -> str:
-    """A data_dir holding a freshly built ``tinyjax_shapes`` (drawn once per test session)."""
+def shapes_dir() -> str:
+    """A data_dir holding a freshly built ``tinyjax_shapes``: the session's temporary
+    ``$TINYJAX_DATA_DIR`` (see ``tests/conftest.py``), so the dataset is drawn once per session
+    for the data tests and the training CLI tests alike."""
     from tinyjax.data.embedded import ensure_prepared
 
-    return ensure_prepared(str(tmp_path_factory.mktemp("tfds")))
+    return ensure_prepared(os.environ["TINYJAX_DATA_DIR"])
 
 
 @pytest.fixture

@@ -11,19 +11,19 @@ import json, sys
 import jax, numpy as np
 sys.path.insert(0, sys.argv[1])
 from tiny import batches, step_parts
-from tinyjax import trainer
+from tinyjax import sharding, steps
 assert len(jax.devices()) == 8, jax.devices()
 model, tx, schedule, _ = step_parts()
 from ml_collections import ConfigDict
 cfg = ConfigDict({"label_smoothing": 0.1, "ema_decay": 0.99, "ema_warmup": True})
 out = {}
-for name, mesh in {"one": trainer.make_mesh(1, 1), "eight": trainer.make_mesh(1, 8)}.items():
-    state = trainer.create_train_state(model, tx, 0)
-    prog = trainer.compile_program(cfg, model, tx, schedule, 10, mesh, state, 1)
+for name, mesh in {"one": sharding.make_mesh(1, 1), "eight": sharding.make_mesh(1, 8)}.items():
+    state = steps.create_train_state(model, tx, 0)
+    prog = sharding.compile_program(cfg, model, tx, schedule, 10, mesh, state, 1)
     state = jax.device_put(state, prog.shardings.state)
     losses = []
     for b in batches(5, batch=32):
-        state, m = prog.train(state, trainer.global_batch(b, prog.shardings.batch))
+        state, m = prog.train(state, sharding.global_batch(b, prog.shardings.batch))
         losses.append(float(m["loss_sum"] / m["count"]))
     out[name] = losses
     out[name + "_sharding"] = str(state.params["stem"]["conv"]["kernel"].sharding.spec)

@@ -2,7 +2,7 @@ import jax
 import numpy as np
 
 from tiny import batches, step_parts
-from tinyjax import trainer
+from tinyjax import steps
 
 
 def test_population_of_4_equals_4_separate_runs():
@@ -14,7 +14,7 @@ def test_population_of_4_equals_4_separate_runs():
     plain = jax.jit(step)
     separate_losses, separate_params = [], []
     for seed, scale in zip(seeds, scales):
-        state = trainer.create_train_state(model, tx, seed, scale)
+        state = steps.create_train_state(model, tx, seed, scale)
         losses = []
         for b in data:
             state, m = plain(state, b)
@@ -23,7 +23,7 @@ def test_population_of_4_equals_4_separate_runs():
         separate_params.append(state.params)
 
     population = jax.jit(jax.vmap(step, in_axes=(0, None)))
-    state = trainer.stack_states([trainer.create_train_state(model, tx, s, c)
+    state = steps.stack_states([steps.create_train_state(model, tx, s, c)
                                   for s, c in zip(seeds, scales)])
     pop_losses = []
     for b in data:
@@ -31,7 +31,7 @@ def test_population_of_4_equals_4_separate_runs():
         pop_losses.append(np.asarray(m["loss_sum"] / m["count"]))
     np.testing.assert_allclose(np.stack(pop_losses, 1), np.asarray(separate_losses), rtol=2e-5)
     for k in range(4):
-        for a, b in zip(jax.tree_util.tree_leaves(trainer.unstack_state(state, k).params),
+        for a, b in zip(jax.tree_util.tree_leaves(steps.unstack_state(state, k).params),
                         jax.tree_util.tree_leaves(separate_params[k])):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     # the members really differ (different seeds and rates)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tiny import batches, step_parts
-from tinyjax import trainer
+from tinyjax import steps
 from tinyjax.models import EfficientNet, init_variables, subnet_masks
 from tinyjax.spec import BlockSpec, HeadSpec, ModelSpec, StageSpec, StemSpec
 
@@ -72,13 +72,13 @@ def test_supernet_step_trains_k_subnets_on_shared_weights():
     model = EfficientNet(SUPER, dw_impl="xla")
     import functools
 
-    step = jax.jit(functools.partial(trainer.train_step, model=model, tx=tx, schedule=schedule,
+    step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, schedule=schedule,
                                      num_classes=10, label_smoothing=0.0, ema_decay=0.0,
                                      ema_warmup=False))
     subnets = [subnet_masks(SUPER), subnet_masks(SUPER, KERNELS, EXPANDS, (1, 2, 2)),
                subnet_masks(SUPER, {"blocks_1_0": 3}, {"blocks_2_0": 3.0}, (1, 1, 1))]
     stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *subnets)
-    state = trainer.create_train_state(model, tx, 0)
+    state = steps.create_train_state(model, tx, 0)
     b = batches(1, batch=8)[0]
     new, metrics = step(state, b, stacked)
     assert metrics["loss_sum"].shape == (3,)
@@ -86,7 +86,7 @@ def test_supernet_step_trains_k_subnets_on_shared_weights():
     for k, m in enumerate(subnets):
         logits = model.apply({"params": state.params, "batch_stats": state.batch_stats}, b["image"],
                              train=True, mutable=["batch_stats"], masks=m)[0]
-        loss, _ = trainer.classification_metrics(logits, b["label"], b["mask"], 10)
+        loss, _ = steps.classification_metrics(logits, b["label"], b["mask"], 10)
         np.testing.assert_allclose(metrics["loss_sum"][k] / 8, loss, rtol=1e-5)
     assert int(new.step) == 1
     # every conv/dense kernel is trained (BN scales of 1.0 can move < 1 ulp at warm-up's lr)

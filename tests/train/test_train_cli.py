@@ -1,14 +1,17 @@
-"""``python -m tinyjax.train`` end to end on the embedded dataset: learning, kill -9 and resume,
-SIGTERM, NaN, bad checkpoints and bad input. Runs use a tiny network at 16x16 and share a JAX
-compilation cache, so the identical programs of the resumed runs compile once."""
+"""``python -m tinyjax.train`` end to end on the embedded dataset: learning, kill -9, Ctrl-C and
+resume, SIGTERM, NaN, bad checkpoints and bad input. Runs use a tiny network at 16x16 and share a
+JAX compilation cache, so the identical programs of the resumed runs compile once. The fast
+checks of the same CLI (first line, Ctrl-C, unknown model) are in ``test_train_cli_fast.py``."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,13 +56,78 @@ def metrics(workdir):
     return [json.loads(x) for x in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_kill_9_then_rerun_resumes_and_ends_like_an_uninterrupted_run(tmp_path, env):
+def saved_steps(workdir) -> list[int]:
+    """The complete checkpoints of a work directory (Orbax renames a step's folder when done)."""
+    return sorted(int(p.name) for p in (Path(workdir) / "checkpoints").iterdir() if p.name.isdigit())
+
+
+class Watched:
+    """A CLI run in the background; its stderr lines are kept with their arrival time in seconds
+    since just before the process was started."""
+
+    def __init__(self, cmd, env):
+        self.lines: list[tuple[float, str]] = []
+        self.stdout = ""
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self._threads = [threading.Thread(target=self._read_err, daemon=True),
+                         threading.Thread(target=self._read_out, daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _read_err(self):
+        for line in self.proc.stderr:
+            self.lines.append((time.monotonic() - self.t0, line.rstrip("\n")))
+
+    def _read_out(self):
+        self.stdout = self.proc.stdout.read()
+
+    def wait_until(self, condition, timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.proc.poll() is None, "the run ended early:\n" + self.stderr[-3000:]
+            assert time.monotonic() < deadline, "timed out:\n" + self.stderr[-3000:]
+            time.sleep(0.1)
+
+    def wait(self, timeout: float) -> int:
+        code = self.proc.wait(timeout=timeout)
+        for t in self._threads:
+            t.join(timeout=10)
+        return code
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+
+def saved_at(stderr: str, signal_name: str) -> tuple[int, Path]:
+    """(step, folder) of the checkpoint the CLI says it saved when stopped by ``signal_name``."""
+    m = re.search(signal_name + r": saved a checkpoint at step (\d+) in (\S+);", stderr)
+    assert m, stderr[-3000:]
+    return int(m.group(1)), Path(m.group(2))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, env):
+    """The reference run: 30 steps without interruption; (final JSON line, work directory)."""
+    work = tmp_path_factory.mktemp("uninterrupted") / "full"
+    full = run(args(work), env)
+    assert full.returncode == 0, full.stderr[-3000:]
+    return json.loads(full.stdout.strip().splitlines()[-1]), work
+
+
+def assert_same_final_eval(got, want):
+    assert got["step"] == want["step"] == 30
+    for key in ("eval_top1", "eval_top5", "eval_loss"):
+        assert abs(got[key] - want[key]) <= 1e-6, (key, got, want)
+
+
+def test_kill_9_then_rerun_resumes_and_ends_like_an_uninterrupted_run(tmp_path, env, uninterrupted):
     """Tolerance: exact up to 1e-6. The data pipeline restarts at the checkpointed step and the
     state (weights, BN statistics, optimiser, EMA, RNG) is restored bit for bit, so the resumed
     run executes the same float operations as the uninterrupted one."""
-    full = run(args(tmp_path / "full"), env)
-    assert full.returncode == 0, full.stderr[-3000:]
-    want = json.loads(full.stdout.strip().splitlines()[-1])
+    want, full_work = uninterrupted
 
     work = tmp_path / "killed"
     proc = subprocess.Popen(args(work), env=env, cwd=REPO, stdout=subprocess.PIPE,
@@ -75,15 +143,58 @@ def test_kill_9_then_rerun_resumes_and_ends_like_an_uninterrupted_run(tmp_path, 
     resumed = run(args(work), env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stderr
-    got = json.loads(resumed.stdout.strip().splitlines()[-1])
-    assert got["step"] == want["step"] == 30
-    for key in ("eval_top1", "eval_top5", "eval_loss"):
-        assert abs(got[key] - want[key]) <= 1e-6, (key, got, want)
+    assert_same_final_eval(json.loads(resumed.stdout.strip().splitlines()[-1]), want)
     lines = metrics(work)
     steps = [m["step"] for m in lines if "train_loss" in m]
     assert steps == sorted(set(steps)), "lines logged after the last checkpoint must not repeat"
-    full_losses = [m["train_loss"] for m in metrics(tmp_path / "full") if "train_loss" in m]
+    full_losses = [m["train_loss"] for m in metrics(full_work) if "train_loss" in m]
     assert [m["train_loss"] for m in lines if "train_loss" in m] == pytest.approx(full_losses, abs=1e-6)
+
+
+def test_ctrl_c_saves_where_it_stopped_and_the_rerun_ends_like_an_uninterrupted_run(
+        tmp_path, env, uninterrupted):
+    want, full_work = uninterrupted
+    work = tmp_path / "ctrl_c"
+    p = Watched(args(work), env)
+    p.wait_until(lambda: (work / "checkpoints" / "10").is_dir())
+    p.proc.send_signal(signal.SIGINT)
+    t = time.monotonic()
+    assert p.wait(timeout=60) == 130, p.stderr[-3000:]
+    assert time.monotonic() - t < 10
+    step, folder = saved_at(p.stderr, "SIGINT")
+    assert 10 < step < 30 and folder == work / "checkpoints" / str(step)
+    assert saved_steps(work)[-1] == step and "eval_top1" not in p.stdout
+
+    resumed = run(args(work), env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {folder} (step {step})" in resumed.stderr
+    assert_same_final_eval(json.loads(resumed.stdout.strip().splitlines()[-1]), want)
+    evals = [m for m in metrics(work) if "eval_top1" in m]
+    assert evals == pytest.approx([m for m in metrics(full_work) if "eval_top1" in m], abs=1e-6)
+
+
+def test_a_second_ctrl_c_quits_at_once_and_keeps_the_last_complete_checkpoint(
+        tmp_path, env, uninterrupted):
+    """The second Ctrl-C usually lands inside the checkpoint save of the first: the process dies
+    there (the default action), and the rerun resumes from the complete checkpoint before it."""
+    want, _ = uninterrupted
+    work = tmp_path / "ctrl_c_twice"
+    p = Watched(args(work), env)
+    p.wait_until(lambda: (work / "checkpoints" / "10").is_dir())
+    p.proc.send_signal(signal.SIGINT)
+    p.wait_until(lambda: "SIGINT: saving a checkpoint" in p.stderr, timeout=30)
+    p.proc.send_signal(signal.SIGINT)
+    t = time.monotonic()
+    code = p.wait(timeout=60)
+    assert time.monotonic() - t < 2, "the second Ctrl-C must not wait for anything"
+    assert code in (-signal.SIGINT, 130), p.stderr[-3000:]  # killed, or it had just finished
+    last = saved_steps(work)[-1]
+    assert last >= 10
+
+    resumed = run(args(work), env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {work / 'checkpoints' / str(last)} (step {last})" in resumed.stderr
+    assert_same_final_eval(json.loads(resumed.stdout.strip().splitlines()[-1]), want)
 
 
 def test_sigterm_checkpoints_and_exits_cleanly_and_corrupt_checkpoints_are_named(tmp_path, env):
@@ -144,6 +255,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, env, extra, message):
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
     assert len([x for x in r.stderr.splitlines() if x.startswith("tinyjax.train: error")]) == 1
+    assert not (tmp_path / "w").exists(), "a refused run must not leave a work directory"
 
 
 def test_unwritable_workdir_is_exit_2(tmp_path, env):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
-from tinyjax import optim, trainer
+from tinyjax import optim, run_setup, steps
 from tinyjax.spec import BlockSpec, HeadSpec, ModelSpec, StageSpec, StemSpec
 
 TINY = ModelSpec(
@@ -21,10 +21,10 @@ TINY = ModelSpec(
 
 def step_parts(spec=TINY, drop_path=0.1, lr=0.05):
     cfg = ConfigDict({"dtype": "float32", "drop_path_rate": drop_path, "dw_impl": "auto"})
-    model = trainer.build_model(cfg, spec)
+    model = run_setup.build_model(cfg, spec)
     schedule = optim.exponential_schedule(lr, steps_per_epoch=4, warmup_epochs=1)
     tx = optim.rmsprop_tf(schedule)
-    step = functools.partial(trainer.train_step, model=model, tx=tx, schedule=schedule,
+    step = functools.partial(steps.train_step, model=model, tx=tx, schedule=schedule,
                              num_classes=spec.num_classes, label_smoothing=0.1, ema_decay=0.99,
                              ema_warmup=True)
     return model, tx, schedule, step
