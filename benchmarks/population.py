@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
+from timing import median_times  # benchmarks/timing.py (the script's own folder)
 
 from tinyjax import optim, run_setup, sharding, steps
 from tinyjax.zoo import get_spec
-from timing import median_times  # benchmarks/timing.py (the script's own folder)
 
 
 def main():
@@ -49,7 +49,8 @@ def main():
                                   jnp.float32),
              "label": jnp.asarray(rng.integers(0, 10, a.batch), jnp.int32),
              "mask": jnp.ones((a.batch,), jnp.float32)}
-    print(f"{a.model}@{a.resolution}, batch {a.batch}, {jax.device_count()} {jax.default_backend()} device(s)")
+    print(f"{a.model}@{a.resolution}, batch {a.batch}, "
+          f"{jax.device_count()} {jax.default_backend()} device(s)")
     print(f"{'K':>3}{'vmapped img/s':>15}{'sequential img/s':>18}{'ratio':>8}")
     for k in [int(x) for x in a.ks.split(",")]:
         states = [steps.create_train_state(model, tx, s) for s in range(k)]
@@ -65,11 +66,11 @@ def main():
             pop = sharding.compile_program(cfg, model, tx, schedule, 10, mesh, stacked, k).train
         box = {"pop": stacked, "seq": states}
 
-        def vmapped():
+        def vmapped(box=box, pop=pop):
             box["pop"], m = pop(box["pop"], batch)
             jax.block_until_ready(m)
 
-        def sequential():
+        def sequential(box=box):
             out = []
             for st in box["seq"]:
                 st, m = plain(st, batch)

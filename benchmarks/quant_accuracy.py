@@ -60,13 +60,13 @@ def load_run(workdir: Path, config: str):
     import jax
 
     from tinyjax import optim
+    from tinyjax.checkpoints import Checkpoints, fingerprint
     from tinyjax.config import load_config
     from tinyjax.data import pipeline
     from tinyjax.errors import TinyJaxError
-    from tinyjax.spec import ModelSpec
-    from tinyjax.checkpoints import Checkpoints, fingerprint
-    from tinyjax.steps import create_train_state
     from tinyjax.run_setup import build_model, spec_from_config
+    from tinyjax.spec import ModelSpec
+    from tinyjax.steps import create_train_state
 
     if not workdir.is_dir():
         raise TinyJaxError(f"work directory {workdir} does not exist")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tinyjax.errors import TinyJaxError
 

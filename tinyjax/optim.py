@@ -18,7 +18,8 @@ All schedules take the step (an int array) and return a float32 learning rate.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

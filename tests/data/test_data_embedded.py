@@ -8,8 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from tinyjax.data import DataError
-from tinyjax.data import embedded
+from tinyjax.data import DataError, embedded
 
 
 def _digest(images: np.ndarray, labels: np.ndarray) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from test_train_cli import args, env, metrics, run  # noqa: F401  (env is a fixture)
+from cli import args, metrics, run
 
 
 def test_a_tiny_model_learns_far_above_chance(tmp_path, env):

@@ -1,7 +1,7 @@
 import jax
 import numpy as np
-
 from tiny import batches, step_parts
+
 from tinyjax import steps
 
 

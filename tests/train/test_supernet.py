@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from tiny import batches, step_parts
+
 from tinyjax import steps
 from tinyjax.models import EfficientNet, init_variables, subnet_masks
 from tinyjax.spec import BlockSpec, HeadSpec, ModelSpec, StageSpec, StemSpec

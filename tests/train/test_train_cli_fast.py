@@ -9,7 +9,7 @@ import re
 import signal
 import time
 
-from test_train_cli import Watched, args, env, metrics, run, saved_at, saved_steps  # noqa: F401
+from cli import Watched, args, metrics, run, saved_at, saved_steps
 
 
 def test_first_line_at_once_eta_while_stepping_and_ctrl_c_saves_where_it_stopped(tmp_path, env):

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import math
 
-import tinyjax.data  # noqa: F401  (sets TensorFlow's environment before the import below)
 import tensorflow as tf
+
+import tinyjax.data  # noqa: F401  (sets TensorFlow's environment before the import below)
 
 FILL_RGB = (124.0, 116.0, 104.0)  # ImageNet mean colour, 0..255: fill of rotated/shifted borders
 MAX_LEVEL = 10.0
@@ -221,8 +222,11 @@ def randaugment(image, seed, num_layers: int, magnitude: float, magnitude_std: f
     return image
 
 
+_LOG_RATIO = (math.log(0.3), math.log(3.3))
+
+
 def random_erasing(image, seed, probability: float, area=(0.02, 1.0 / 3.0),
-                   log_ratio=(math.log(0.3), math.log(3.3)), attempts: int = 10):
+                   log_ratio=_LOG_RATIO, attempts: int = 10):
     """timm's RandomErasing in "pixel" mode on a normalised float32 [H, W, C] image.
 
     With probability ``probability`` one rectangle of ``area`` (fraction of the image) and aspect

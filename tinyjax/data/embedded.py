@@ -51,9 +51,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import tensorflow_datasets as tfds
 
 import tinyjax.data  # noqa: F401  (sets TensorFlow's environment before the import below)
-import tensorflow_datasets as tfds
 
 NAME = "tinyjax_shapes"
 SEED = 20240607

@@ -42,17 +42,17 @@ from __future__ import annotations
 import collections
 import itertools
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import ml_collections
 import numpy as np
-
-from tinyjax.data import DataError
-from tinyjax.data import augment
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
+from tinyjax.data import DataError, augment
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # 0..1 units
 IMAGENET_STD = (0.229, 0.224, 0.225)
