@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyjax.codegen import intops
+from tinyjax.codegen import fixedpoint
 
 __all__ = ["Simulation", "fake_requantize", "requant_right_shift"]
 
 
 def requant_right_shift(real) -> np.ndarray:
     """The right shift ``max(-shift, 0)`` that the quantiser's Q31 encoding of the real rescale
-    factor ``real`` gets (:func:`~tinyjax.codegen.intops.quantize_multiplier`: ``real = m·2^e``
+    factor ``real`` gets (:func:`~tinyjax.codegen.fixedpoint.quantize_multiplier`: ``real = m·2^e``
     with ``0.5 <= m < 1``, ``shift = e``, or ``e + 1`` when ``m·2^31`` rounds up to ``2^31``; a
     factor below ``2^-32`` encodes as zero with shift 0). Derived from the real number only:
     the simulation never reads the integer multiplier. int64, the shape of ``real``."""
@@ -40,7 +40,7 @@ def fake_requantize(v, right_shift) -> np.ndarray:
     """
     g = np.exp2(np.asarray(right_shift, np.float64))
     high = np.floor(np.asarray(v, np.float64) * g + 0.5)
-    return intops.round_half_away(high / g)
+    return fixedpoint.round_half_away(high / g)
 
 
 class Simulation:
@@ -62,16 +62,16 @@ class Simulation:
         so that exact ties stay exact)."""
         return np.rint(np.asarray(x, np.float64) / self.scale(name))
 
-    def out(self, name: str, n: np.ndarray, act_min: int = intops.INT8_MIN,
-            act_max: int = intops.INT8_MAX) -> np.ndarray:
+    def out(self, name: str, n: np.ndarray, act_min: int = fixedpoint.INT8_MIN,
+            act_max: int = fixedpoint.INT8_MAX) -> np.ndarray:
         """Integer-valued ``n`` (steps from the zero point) -> + zero point, clamp, dequantise."""
         z = self.zero_point(name)
         q = np.clip(n + z, act_min, act_max)
         return (q - np.float64(z)) * self.scale(name)
 
-    def fake(self, name: str, y: np.ndarray, act_min: int = intops.INT8_MIN,
-             act_max: int = intops.INT8_MAX) -> np.ndarray:
+    def fake(self, name: str, y: np.ndarray, act_min: int = fixedpoint.INT8_MIN,
+             act_max: int = fixedpoint.INT8_MAX) -> np.ndarray:
         """Quantise float values once (round half away from zero, as TFLite's quantiser and the
         lookup tables do), clamp, dequantise."""
-        n = intops.round_half_away(np.asarray(y, np.float64) / self.scale(name))
+        n = fixedpoint.round_half_away(np.asarray(y, np.float64) / self.scale(name))
         return self.out(name, n, act_min, act_max)

@@ -54,7 +54,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tinyjax.codegen import intops
+from tinyjax.codegen import fixedpoint
 from tinyjax.codegen.errors import QuantizationError
 from tinyjax.codegen.fakequant import Simulation, fake_requantize, requant_right_shift
 from tinyjax.codegen.graph import Op
@@ -101,7 +101,7 @@ def run_int8(qmodel: QuantizedModel, x_int8) -> dict[str, np.ndarray]:
 def dequantize_tensor(qmodel: QuantizedModel, name: str, q) -> np.ndarray:
     """Float values (float64) of the int8 codes ``q`` of tensor ``name``."""
     info = qmodel.quant(name)
-    return intops.dequantize(q, info.scale, info.zero_point)
+    return fixedpoint.dequantize(q, info.scale, info.zero_point)
 
 
 def predict(qmodel: QuantizedModel, x_float) -> np.ndarray:

@@ -5,8 +5,7 @@ to agree bit for bit with the corresponding CMSIS-NN function (``arm_convolve_wr
 ``arm_depthwise_conv_wrapper_s8``, ``arm_fully_connected_s8``, ``arm_avgpool_s8``,
 ``arm_elementwise_add_s8``, ``arm_elementwise_mul_s8``) built without
 ``CMSIS_NN_USE_SINGLE_ROUNDING``.  The fixed-point rules they share (quantise/dequantise,
-Q31 multiplier + shift, ``requantize``) live in :mod:`tinyjax.codegen.fixedpoint`; this module
-re-exports them so ``intops.requantize`` and friends keep working.
+Q31 multiplier + shift, ``requantize``) live in :mod:`tinyjax.codegen.fixedpoint`.
 
 Conventions
 -----------
@@ -33,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-# The fixed-point rules, re-exported: callers still write ``intops.requantize`` etc.
+# the fixed-point rules every kernel ends with
 from tinyjax.codegen.fixedpoint import (
     INT8_MAX,
     INT8_MIN,
@@ -41,32 +40,13 @@ from tinyjax.codegen.fixedpoint import (
     INT32_MIN,
     _as_int_array,
     _wrap32,
-    dequantize,
-    divide_by_power_of_two,
-    doubling_high_mult,
-    quantize,
     quantize_multiplier,
-    quantize_multiplier_per_channel,
     requantize,
     round_half_away,
 )
 from tinyjax.shapes import conv_out_size
 
 __all__ = [
-    # re-exported from fixedpoint
-    "INT8_MIN",
-    "INT8_MAX",
-    "INT32_MIN",
-    "INT32_MAX",
-    "round_half_away",
-    "quantize",
-    "dequantize",
-    "quantize_multiplier",
-    "quantize_multiplier_per_channel",
-    "doubling_high_mult",
-    "divide_by_power_of_two",
-    "requantize",
-    # defined here
     "DEFAULT_ADD_LEFT_SHIFT",
     "conv_output_size",
     "conv_s8",

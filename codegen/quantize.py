@@ -66,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyjax.codegen import intops
+from tinyjax.codegen import fixedpoint
 from tinyjax.codegen.errors import GraphError, QuantizationError
 from tinyjax.codegen.graph import Graph, QuantInfo, graph_from_spec
 from tinyjax.codegen.ops import OPS
@@ -290,4 +290,4 @@ def quantize_input(qmodel: QuantizedModel, x) -> np.ndarray:
     x = np.asarray(x)
     _check_input(qmodel.graph, x)
     q = qmodel.quant(qmodel.graph.inputs[0])
-    return intops.quantize(x, q.scale, q.zero_point)
+    return fixedpoint.quantize(x, q.scale, q.zero_point)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyjax.codegen import intops
+from tinyjax.codegen import fixedpoint
 from tinyjax.codegen.errors import QuantizationError
 
 __all__ = ["QuantInfo", "SIGMOID_QUANT", "activation_range", "choose_quant", "i32", "quant_bias",
@@ -46,17 +46,17 @@ def choose_quant(lo: float, hi: float) -> QuantInfo:
     if hi - lo <= 1e-12:       # a constant-zero tensor: any scale represents it
         hi = lo + 1.0
     scale = float(np.float32((hi - lo) / 255.0))
-    zp = int(intops.round_half_away(intops.INT8_MIN - lo / scale))
-    return QuantInfo(scale, max(intops.INT8_MIN, min(intops.INT8_MAX, zp)))
+    zp = int(fixedpoint.round_half_away(fixedpoint.INT8_MIN - lo / scale))
+    return QuantInfo(scale, max(fixedpoint.INT8_MIN, min(fixedpoint.INT8_MAX, zp)))
 
 
 def activation_range(act: str, q: QuantInfo) -> tuple[int, int]:
     """TFLite's ``CalculateActivationRangeQuantized`` for int8: the clamp ``[act_min, act_max]``
     of a fused ReLU / ReLU6 in the output's int8 domain."""
-    lo, hi = intops.INT8_MIN, intops.INT8_MAX
+    lo, hi = fixedpoint.INT8_MIN, fixedpoint.INT8_MAX
 
     def code(real: float) -> int:
-        return q.zero_point + int(intops.round_half_away(real / q.scale))
+        return q.zero_point + int(fixedpoint.round_half_away(real / q.scale))
 
     if act == "none":
         return lo, hi
@@ -75,13 +75,13 @@ def symmetric_scale(axis_max: np.ndarray) -> np.ndarray:
 
 def quant_bias(b: np.ndarray, s_in: float, s_w: np.ndarray) -> np.ndarray:
     """int32 bias ``round_half_away(b / (s_in · s_w))``, saturated to int32."""
-    q = intops.round_half_away(np.asarray(b, np.float64) / (np.float64(s_in) * s_w.astype(np.float64)))
-    return np.clip(q, intops.INT32_MIN, intops.INT32_MAX).astype(np.int32)
+    q = fixedpoint.round_half_away(np.asarray(b, np.float64) / (np.float64(s_in) * s_w.astype(np.float64)))
+    return np.clip(q, fixedpoint.INT32_MIN, fixedpoint.INT32_MAX).astype(np.int32)
 
 
 def rescale_multipliers(real: np.ndarray, op_name: str) -> tuple[np.ndarray, np.ndarray]:
     """Q31 ``(multiplier, shift)`` int32 arrays of the real rescale factors ``real``."""
-    mult, shift = intops.quantize_multiplier_per_channel(real)
+    mult, shift = fixedpoint.quantize_multiplier_per_channel(real)
     if shift.size and shift.max() > 31:
         raise QuantizationError(f"op {op_name}: rescale factor {float(np.max(real)):.3g} is too "
                                 "large for a Q31 multiplier (is the output range degenerate?)")

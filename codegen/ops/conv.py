@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyjax.codegen import floatref, intops
+from tinyjax.codegen import fixedpoint, floatref, intops
 from tinyjax.codegen.errors import GraphError, QuantizationError
 from tinyjax.codegen.fakequant import fake_requantize, requant_right_shift
 from tinyjax.codegen.ops.base import KernelRow, OpKind, scalar, window_hw
@@ -100,7 +100,7 @@ class _Weighted(OpKind):
         mult, shift = rescale_multipliers(real, op.name)
         qw = w / self.per_channel(s_w.astype(np.float64), w.ndim)
         act_min, act_max = activation_range(op.attr("act", "none"), q_out)
-        return {"weight": np.clip(intops.round_half_away(qw), -127, 127).astype(np.int8),
+        return {"weight": np.clip(fixedpoint.round_half_away(qw), -127, 127).astype(np.int8),
                 "bias": quant_bias(b, q_in.scale, s_w), "multiplier": mult, "shift": shift,
                 "weight_scale": s_w, "input_offset": i32(-q_in.zero_point),
                 "output_offset": i32(q_out.zero_point),
@@ -239,7 +239,7 @@ class Dense(_Weighted):
         real = np.float64(q_in.scale) * np.float64(s_w) / np.float64(q_out.scale)
         mult, shift = rescale_multipliers(np.asarray([real]), op.name)
         act_min, act_max = activation_range(op.attr("act", "none"), q_out)
-        return {"weight": np.clip(intops.round_half_away(w / np.float64(s_w)), -127,
+        return {"weight": np.clip(fixedpoint.round_half_away(w / np.float64(s_w)), -127,
                                   127).astype(np.int8),
                 "bias": quant_bias(b, q_in.scale, np.asarray(s_w)),
                 "multiplier": i32(mult[0]), "shift": i32(shift[0]),

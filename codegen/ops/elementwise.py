@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyjax.codegen import floatref, intops
+from tinyjax.codegen import fixedpoint, floatref, intops
 from tinyjax.codegen.errors import GraphError, QuantizationError
 from tinyjax.codegen.fakequant import fake_requantize, requant_right_shift
 from tinyjax.codegen.ops.base import OpKind, scalar
@@ -87,7 +87,7 @@ class ChannelMul(OpKind):
         p = intops.mul_quant_params(q1.scale, q1.zero_point, q2.scale, q2.zero_point,
                                     q_out.scale, q_out.zero_point)
         return {**{f: i32(v) for f, v in p._asdict().items()},
-                "act_min": i32(intops.INT8_MIN), "act_max": i32(intops.INT8_MAX)}
+                "act_min": i32(fixedpoint.INT8_MIN), "act_max": i32(fixedpoint.INT8_MAX)}
 
     def run_int8(self, op, p, ins, out_shape):
         fields = {f: scalar(p[f]) for f in intops.MulParams._fields}

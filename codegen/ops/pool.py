@@ -9,7 +9,7 @@ multiplier, shift) = 16 bytes; scratch on DSP: one int32 row of sums, ``4 · C``
 
 from __future__ import annotations
 
-from tinyjax.codegen import floatref, intops
+from tinyjax.codegen import fixedpoint, floatref, intops
 from tinyjax.codegen.ops.base import OpKind, scalar, window_hw
 from tinyjax.codegen.quantmath import i32
 
@@ -30,7 +30,7 @@ class AvgPool(OpKind):
         return self._pool(op, ins[0])
 
     def quantize(self, op, q_ins, q_out, params):
-        return {"act_min": i32(intops.INT8_MIN), "act_max": i32(intops.INT8_MAX)}
+        return {"act_min": i32(fixedpoint.INT8_MIN), "act_max": i32(fixedpoint.INT8_MAX)}
 
     def run_int8(self, op, p, ins, out_shape):
         return intops.avgpool_s8(ins[0], op.attr("kernel"), op.attr("stride"), op.attr("padding"),
@@ -41,7 +41,7 @@ class AvgPool(OpKind):
         # mean of the real values, which differs on ties whenever the zero point is not 0
         z = sim.zero_point(op.inputs[0])
         mean_q = self._pool(op, sim.steps(op.inputs[0], ins[0]) + z)
-        return sim.out(op.output, intops.round_half_away(mean_q) - z, scalar(p["act_min"]),
+        return sim.out(op.output, fixedpoint.round_half_away(mean_q) - z, scalar(p["act_min"]),
                        scalar(p["act_max"]))
 
     def kernel(self, op, in_shape, out_shape, path, in_place=False):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyjax.codegen import floatref, intops
+from tinyjax.codegen import fixedpoint, floatref, intops
 from tinyjax.codegen.graph import Graph, Op, QuantInfo, Tensor, graph_from_spec
 from tinyjax.codegen.interpreter import (
     dequantize_tensor,
@@ -169,11 +169,11 @@ def test_fake_requantize_is_cmsis_double_rounding():
         acc = np.concatenate([np.arange(-600, 601), rng.integers(-(1 << 20), 1 << 20, 3000)])
         for mult in (1 << 30, 3 << 29, 5 << 28, 0x7FFFFFFF, int(rng.integers(1 << 30, 1 << 31))):
             v = acc.astype(np.float64) * mult * 2.0 ** (shift - 31)    # exact: |acc·mult| < 2^53
-            ref = intops.requantize(acc, mult, shift)
+            ref = fixedpoint.requantize(acc, mult, shift)
             got = fake_requantize(v, max(-shift, 0))
             np.testing.assert_array_equal(got, ref, err_msg=f"mult {mult} shift {shift}")
             if -6 <= shift <= -2 and mult == 1 << 30:
-                assert np.any(intops.round_half_away(v) != ref)   # double != single rounding
+                assert np.any(fixedpoint.round_half_away(v) != ref)   # double != single rounding
     # per-channel shifts broadcast on the last axis
     v = np.array([[0.375, 0.375], [-0.625, 1.375]])
     np.testing.assert_array_equal(fake_requantize(v, np.array([2, 0])), [[1, 0], [-1, 1]])
@@ -184,7 +184,7 @@ def test_requant_right_shift_matches_the_quantiser():
     reals = np.concatenate([2.0 ** rng.uniform(-34, 3, 2000),
                             [0.5, 0.75, 1.0, 1 - 2.0 ** -40, 0.25 * (1 - 2.0 ** -40), 2.0 ** -32,
                              2.0 ** -33, 2.0 ** -31 * (1 - 2.0 ** -40)]])
-    _, shift = intops.quantize_multiplier_per_channel(reals)
+    _, shift = fixedpoint.quantize_multiplier_per_channel(reals)
     np.testing.assert_array_equal(requant_right_shift(reals), np.maximum(-shift.astype(int), 0))
 
 

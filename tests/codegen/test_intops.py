@@ -474,7 +474,7 @@ def test_mul_exact(shape, se_broadcast, seed):
 def _asym_params(data):
     lo, hi = min(float(data.min()), 0.0), max(float(data.max()), 0.0)
     scale = (hi - lo) / 255.0
-    zp = int(np.clip(I.round_half_away(-128 - lo / scale), -128, 127))
+    zp = int(np.clip(F.round_half_away(-128 - lo / scale), -128, 127))
     return scale, zp
 
 
@@ -500,7 +500,7 @@ def _float_conv(xf, wf, bf, stride, pad, depthwise=False, ch_mult=1):
 
 def _within_1lsb(q_out, y_float, s_out, z_out, frac=0.999):
     lo, hi = (-128 - z_out) * s_out, (127 - z_out) * s_out
-    err = np.abs(I.dequantize(q_out, s_out, z_out) - np.clip(y_float, lo, hi))
+    err = np.abs(F.dequantize(q_out, s_out, z_out) - np.clip(y_float, lo, hi))
     ok = err <= s_out * (1 + 1e-9)
     assert ok.mean() >= frac, f"only {ok.mean():.5f} within 1 LSB (max err {err.max() / s_out:.3f} LSB)"
     return ok.mean()
@@ -515,23 +515,23 @@ def test_conv_accuracy(depthwise, stride, k):
     o = c * cm if depthwise else 16
     xf = rng.normal(0.3, 1.0, (2, 16, 16, c))
     s_in, z_in = _asym_params(xf)
-    qx = I.quantize(xf, s_in, z_in)
+    qx = F.quantize(xf, s_in, z_in)
     wshape = (1, k, k, o) if depthwise else (o, k, k, c)
     wf = rng.normal(0, 1, wshape) * rng.uniform(0.02, 0.3, o)[None, None, None, :] if depthwise else \
         rng.normal(0, 1, wshape) * rng.uniform(0.02, 0.3, o)[:, None, None, None]
     axes = (0, 1, 2) if depthwise else (1, 2, 3)
     s_w = np.abs(wf).max(axis=axes) / 127.0
-    qw = I.quantize(wf, s_w if depthwise else s_w[:, None, None, None], 0)
+    qw = F.quantize(wf, s_w if depthwise else s_w[:, None, None, None], 0)
     bf = rng.normal(0, 0.5, o)
-    qb = I.round_half_away(bf / (s_in * s_w)).astype(np.int32)
+    qb = F.round_half_away(bf / (s_in * s_w)).astype(np.int32)
     # float oracle on the *quantised* operands
-    xd = I.dequantize(qx, s_in, z_in)
+    xd = F.dequantize(qx, s_in, z_in)
     wd = qw * (s_w if depthwise else s_w[:, None, None, None])
     bd = qb * s_in * s_w
     pad = (k // 2, k // 2)
     y = _float_conv(xd, wd, bd, stride, pad, depthwise, cm)
     s_out, z_out = _asym_params(y)
-    mult, shift = I.quantize_multiplier_per_channel(s_in * s_w / s_out)
+    mult, shift = F.quantize_multiplier_per_channel(s_in * s_w / s_out)
     if depthwise:
         q = I.depthwise_conv_s8(qx, qw, qb, -z_in, z_out, mult, shift, cm, stride, pad)
     else:
@@ -544,14 +544,14 @@ def test_fc_accuracy():
     rng = np.random.default_rng(5)
     xf = rng.normal(0.5, 1.0, (64, 96))
     s_in, z_in = _asym_params(xf)
-    qx = I.quantize(xf, s_in, z_in)
+    qx = F.quantize(xf, s_in, z_in)
     wf = rng.normal(0, 0.1, (40, 96))
     s_w = np.abs(wf).max() / 127.0
-    qw = I.quantize(wf, s_w, 0)
-    qb = I.round_half_away(rng.normal(0, 0.3, 40) / (s_in * s_w)).astype(np.int32)
-    y = I.dequantize(qx, s_in, z_in) @ (qw * s_w).T + qb * s_in * s_w
+    qw = F.quantize(wf, s_w, 0)
+    qb = F.round_half_away(rng.normal(0, 0.3, 40) / (s_in * s_w)).astype(np.int32)
+    y = F.dequantize(qx, s_in, z_in) @ (qw * s_w).T + qb * s_in * s_w
     s_out, z_out = _asym_params(y)
-    m, s = I.quantize_multiplier(s_in * s_w / s_out)
+    m, s = F.quantize_multiplier(s_in * s_w / s_out)
     q = I.fully_connected_s8(qx, qw, qb, -z_in, 0, z_out, m, s)
     _within_1lsb(q, y, s_out, z_out)
 
@@ -560,8 +560,8 @@ def test_add_accuracy():
     rng = np.random.default_rng(6)
     af, bf = rng.normal(0.2, 1.0, (4, 12, 12, 16)), rng.normal(-0.5, 0.4, (4, 12, 12, 16))
     (s1, z1), (s2, z2) = _asym_params(af), _asym_params(bf)
-    qa, qb = I.quantize(af, s1, z1), I.quantize(bf, s2, z2)
-    y = I.dequantize(qa, s1, z1) + I.dequantize(qb, s2, z2)
+    qa, qb = F.quantize(af, s1, z1), F.quantize(bf, s2, z2)
+    y = F.dequantize(qa, s1, z1) + F.dequantize(qb, s2, z2)
     so, zo = _asym_params(y)
     p = I.add_quant_params(s1, z1, s2, z2, so, zo)
     assert p.left_shift == 20 and p.in1_offset == -z1 and p.out_offset == zo
@@ -574,8 +574,8 @@ def test_mul_accuracy_se_broadcast():
     af = rng.normal(0.0, 2.0, (2, 10, 10, 24))
     sf = 1 / (1 + np.exp(-rng.normal(0, 2, (2, 1, 1, 24))))  # squeeze-excite gate in (0, 1)
     (s1, z1), (s2, z2) = _asym_params(af), (1 / 256, -128)
-    qa, qs = I.quantize(af, s1, z1), I.quantize(sf, s2, z2)
-    y = I.dequantize(qa, s1, z1) * I.dequantize(qs, s2, z2)
+    qa, qs = F.quantize(af, s1, z1), F.quantize(sf, s2, z2)
+    y = F.dequantize(qa, s1, z1) * F.dequantize(qs, s2, z2)
     so, zo = _asym_params(y)
     p = I.mul_quant_params(s1, z1, s2, z2, so, zo)
     q = I.elementwise_mul_s8(qa, qs, **p._asdict())
@@ -652,7 +652,7 @@ def test_make_lut_sigmoid():
     assert np.all(np.diff(t.astype(np.int64)) >= 0)
     codes = np.arange(-128, 128)
     ref = _sigmoid((codes - in_zp) * in_scale)
-    err = np.abs(I.dequantize(t, out_scale, out_zp) - ref)
+    err = np.abs(F.dequantize(t, out_scale, out_zp) - ref)
     assert err.max() <= out_scale * (1 + 1e-9)
     # entries not at the clamp are correctly rounded (within half an LSB)
     inner = (t > -128) & (t < 127)
@@ -671,7 +671,7 @@ def test_make_lut_literal_and_scalar_fn():
     silu = I.make_lut(lambda v: v / (1 + math.exp(-v)), 0.05, 10, 0.03, -100)  # scalar-only fn
     codes = np.arange(-128, 128)
     real = (codes - 10) * 0.05
-    ref = np.clip(I.round_half_away(real / (1 + np.exp(-real)) / 0.03) - 100, -128, 127)
+    ref = np.clip(F.round_half_away(real / (1 + np.exp(-real)) / 0.03) - 100, -128, 127)
     np.testing.assert_array_equal(silu, ref.astype(np.int8))
 
 
@@ -690,13 +690,6 @@ def test_quantize_dequantize_helpers():
     assert pc.tolist() == [[2, 4]]
 
 
-def test_intops_still_exports_the_fixed_point_names():
-    # quantize.py and interpreter.py call intops.round_half_away, intops.INT8_MIN, ...
-    for name in F.__all__:
-        assert getattr(I, name) is getattr(F, name)
-        assert name in I.__all__
-
-
 def test_conv_overflow_detected():
     x = np.full((1, 1, 1, 1), 127, np.int8)
     w = np.full((1, 1, 1, 1), 127, np.int8)
@@ -710,7 +703,7 @@ def test_conv_speed_reasonable():
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, (1, 48, 48, 16)).astype(np.int8)
     w = rng.integers(-127, 128, (32, 3, 3, 16)).astype(np.int8)
-    m, s = I.quantize_multiplier_per_channel(rng.uniform(1e-4, 1e-2, 32))
+    m, s = F.quantize_multiplier_per_channel(rng.uniform(1e-4, 1e-2, 32))
     t0 = time.perf_counter()
     y = I.conv_s8(x, w, None, 3, -1, m, s, 1, 1)
     assert y.shape == (1, 48, 48, 32)

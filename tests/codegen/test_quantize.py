@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from specs import model_specs
 
-from tinyjax.codegen import intops
+from tinyjax.codegen import fixedpoint, intops
 from tinyjax.codegen.floatref import LUT_FUNCTIONS
 from tinyjax.codegen.graph import Graph, Op, QuantInfo, Tensor, graph_from_spec
 from tinyjax.codegen.quantize import (
@@ -242,7 +242,7 @@ def test_dense_is_per_tensor(small_quantized):
     assert float(p["weight_scale"]) == pytest.approx(np.abs(w).max() / 127, rel=1e-6)
     assert np.abs(p["weight"]).max() == 127 and int(p["filter_offset"]) == 0
     s_in, s_out = qm.quant("pool").scale, qm.quant("classifier").scale
-    m, s = intops.quantize_multiplier(s_in * float(p["weight_scale"]) / s_out)
+    m, s = fixedpoint.quantize_multiplier(s_in * float(p["weight_scale"]) / s_out)
     assert (int(p["multiplier"]), int(p["shift"])) == (m, s)
 
 
