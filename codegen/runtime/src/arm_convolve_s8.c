@@ -1,0 +1,535 @@
+/*
+ * tinyjax C runtime: int8 convolutions with CMSIS-NN v7's API (arm_convolve_wrapper_s8 and the
+ * four kernels it dispatches to) and their scratch sizes.
+ *
+ * arm_convolve_s8 and arm_convolve_1_x_n_s8 build im2col columns in the scratch buffer: the
+ * int16 values (x + input_offset) of one output pixel's receptive field, tap-major and
+ * channel-minor like an OHWI filter row, padding cells 0. The buffer holds two columns
+ * (CMSIS-NN's size). The DSP path fills both (two output pixels) and multiplies each filter row
+ * with them, four int8 weights per word widened by SXTB16 and paired by SMLAD; to match
+ * SXTB16's lanes (bytes 0/2 and 1/3) each group of four column entries is stored in the order
+ * 0, 2, 1, 3. The plain path fills one column in natural order.
+ *
+ * The 1x1 kernels need no buffer: a pixel's channels are already a contiguous column.
+ */
+#include "arm_nnfunctions.h"
+#include "tjx_kernels.h"
+#include "tjx_nn_support.h"
+
+#include <stdint.h>
+
+/* ---- scratch sizes ------------------------------------------------------------------------- */
+
+static int32_t align4(int32_t n)
+{
+    return (n + 3) & ~3;
+}
+
+/* DSP and plain: two int16 columns of kh*kw*kc entries, each rounded up to a multiple of 4 */
+static int32_t conv_s8_buffer_size(const cmsis_nn_dims *input_dims, const cmsis_nn_dims *filter_dims)
+{
+    return 2 * align4(filter_dims->h * filter_dims->w * input_dims->c) * (int32_t)sizeof(int16_t);
+}
+
+/* MVE: four int8 im2col rows of whole 16-byte vectors */
+static int32_t conv_s8_buffer_size_mve(const cmsis_nn_dims *input_dims, const cmsis_nn_dims *filter_dims)
+{
+    const int32_t cols = filter_dims->h * filter_dims->w * input_dims->c;
+    return 4 * ((cols + 15) / 16) * 16;
+}
+
+/* MVE 1xN: the left- and right-padded column slices, when the padded columns split evenly */
+static int32_t conv_1_x_n_buffer_size_mve(const cmsis_nn_conv_params *conv_params,
+                                          const cmsis_nn_dims *input_dims,
+                                          const cmsis_nn_dims *filter_dims,
+                                          const cmsis_nn_dims *output_dims)
+{
+    const int32_t pad_x = conv_params->padding.w;
+    const int32_t stride_x = conv_params->stride.w;
+    const int32_t c = input_dims->c;
+    const int32_t out_w = output_dims->w;
+    const int32_t total_pad = (out_w - 1) * stride_x + filter_dims->w - input_dims->w;
+    const int32_t asym = total_pad % 2;
+    const int32_t right = (pad_x + asym) != 0 ? TJX_MAX(1, (pad_x + asym + stride_x - 1) / stride_x) : 0;
+    const int32_t left = pad_x != 0 ? TJX_MAX(1, (pad_x + stride_x - 1) / stride_x) : 0;
+    const int32_t middle = TJX_MAX(out_w - (right + left), 0);
+    if (right + middle + left != out_w)
+    {
+        return conv_s8_buffer_size_mve(input_dims, filter_dims);
+    }
+    const int32_t pad_left = pad_x * c;
+    const int32_t pad_right = asym ? right * c : pad_left;
+    const int32_t n_left = filter_dims->w * c;
+    return TJX_MAX(n_left + pad_left, n_left - c + pad_right);
+}
+
+int32_t arm_convolve_s8_get_buffer_size(const cmsis_nn_dims *input_dims, const cmsis_nn_dims *filter_dims)
+{
+    return conv_s8_buffer_size(input_dims, filter_dims);
+}
+
+int32_t arm_convolve_1x1_s8_fast_get_buffer_size(const cmsis_nn_dims *input_dims)
+{
+    (void)input_dims;
+    return 0; /* GCC builds of CMSIS-NN ask for nothing on any path */
+}
+
+int32_t arm_convolve_1_x_n_s8_get_buffer_size(const cmsis_nn_conv_params *conv_params,
+                                              const cmsis_nn_dims *input_dims,
+                                              const cmsis_nn_dims *filter_dims,
+                                              const cmsis_nn_dims *output_dims)
+{
+    (void)conv_params;
+    (void)output_dims;
+    return conv_s8_buffer_size(input_dims, filter_dims);
+}
+
+tjx_conv_kernel tjx_convolve_wrapper_s8_select(const cmsis_nn_conv_params *conv_params,
+                                               const cmsis_nn_dims *input_dims,
+                                               const cmsis_nn_dims *filter_dims)
+{
+    const int32_t dilation_1 = conv_params->dilation.w == 1 && conv_params->dilation.h == 1;
+    if (conv_params->padding.w == 0 && conv_params->padding.h == 0 && filter_dims->w == 1 && filter_dims->h == 1 &&
+        dilation_1 && input_dims->c == filter_dims->c)
+    {
+        return (conv_params->stride.w == 1 && conv_params->stride.h == 1) ? TJX_CONV_1X1_S8_FAST : TJX_CONV_1X1_S8;
+    }
+    if (input_dims->h == 1 && conv_params->dilation.w == 1 && filter_dims->h == 1 &&
+        (conv_params->stride.w * input_dims->c) % 4 == 0 && input_dims->c == filter_dims->c)
+    {
+        return TJX_CONV_1_X_N_S8;
+    }
+    return TJX_CONV_S8;
+}
+
+/*
+ * CMSIS-NN's size functions do not test filter_dims->c == input_dims->c as its dispatch does:
+ * for a grouped 1x1 or 1xN convolution they name a size the general kernel cannot run with.
+ * Kept as they are: the sizes must be CMSIS-NN's (tinyjax plans no grouped convolutions).
+ */
+static int32_t wrapper_buffer_size(const cmsis_nn_conv_params *conv_params,
+                                   const cmsis_nn_dims *input_dims,
+                                   const cmsis_nn_dims *filter_dims,
+                                   const cmsis_nn_dims *output_dims,
+                                   int32_t mve)
+{
+    if (conv_params->padding.w == 0 && conv_params->padding.h == 0 && filter_dims->w == 1 && filter_dims->h == 1 &&
+        conv_params->dilation.w == 1 && conv_params->dilation.h == 1)
+    {
+        return 0; /* 1x1, fast (GCC) or strided */
+    }
+    if (input_dims->h == 1 && conv_params->dilation.w == 1 && filter_dims->h == 1 &&
+        (conv_params->stride.w * input_dims->c) % 4 == 0)
+    {
+        return mve ? conv_1_x_n_buffer_size_mve(conv_params, input_dims, filter_dims, output_dims)
+                   : conv_s8_buffer_size(input_dims, filter_dims);
+    }
+    return mve ? conv_s8_buffer_size_mve(input_dims, filter_dims) : conv_s8_buffer_size(input_dims, filter_dims);
+}
+
+int32_t arm_convolve_wrapper_s8_get_buffer_size(const cmsis_nn_conv_params *conv_params,
+                                                const cmsis_nn_dims *input_dims,
+                                                const cmsis_nn_dims *filter_dims,
+                                                const cmsis_nn_dims *output_dims)
+{
+    /* the DSP and plain paths need the same scratch for convolutions */
+    return wrapper_buffer_size(conv_params, input_dims, filter_dims, output_dims, 0);
+}
+
+int32_t arm_convolve_wrapper_s8_get_buffer_size_dsp(const cmsis_nn_conv_params *conv_params,
+                                                    const cmsis_nn_dims *input_dims,
+                                                    const cmsis_nn_dims *filter_dims,
+                                                    const cmsis_nn_dims *output_dims)
+{
+    return wrapper_buffer_size(conv_params, input_dims, filter_dims, output_dims, 0);
+}
+
+int32_t arm_convolve_wrapper_s8_get_buffer_size_mve(const cmsis_nn_conv_params *conv_params,
+                                                    const cmsis_nn_dims *input_dims,
+                                                    const cmsis_nn_dims *filter_dims,
+                                                    const cmsis_nn_dims *output_dims)
+{
+    return wrapper_buffer_size(conv_params, input_dims, filter_dims, output_dims, 1);
+}
+
+/* ---- im2col convolution (arm_convolve_s8, arm_convolve_1_x_n_s8) --------------------------- */
+
+typedef struct
+{
+    const int8_t *input; /* the batch's first pixel */
+    int32_t in_h, in_w;  /* upscaled size (input_dims) */
+    int32_t in_c;        /* channels of a stored pixel */
+    int32_t row_w;       /* stored pixels per row */
+    int32_t up_y, up_x;  /* 1: every other row/column is inserted zeros */
+    int32_t kh, kw, kc;  /* filter; kc channels per group */
+    int32_t sy, sx, py, px, dy, dx;
+    int32_t input_offset;
+    int32_t reorder; /* store groups of four entries as 0, 2, 1, 3 (DSP dot product) */
+} im2col_geometry;
+
+static int32_t column_slot(int32_t i, int32_t cols4, int32_t reorder)
+{
+    if (!reorder || i >= cols4)
+    {
+        return i;
+    }
+    const int32_t r = i & 3;
+    return (i & ~3) | ((r & 1) << 1) | (r >> 1);
+}
+
+/* The column of output pixel (oy, ox) over input channels ch0 .. ch0 + kc - 1. */
+static void fill_column(int16_t *col, const im2col_geometry *g, int32_t oy, int32_t ox, int32_t ch0)
+{
+    const int32_t cols4 = (g->kh * g->kw * g->kc) & ~3;
+    int32_t i = 0;
+    for (int32_t ky = 0; ky < g->kh; ky++)
+    {
+        const int32_t iy = oy * g->sy - g->py + ky * g->dy;
+        const int32_t row_ok = iy >= 0 && iy < g->in_h && !(g->up_y && (iy & 1));
+        for (int32_t kx = 0; kx < g->kw; kx++, i += g->kc)
+        {
+            const int32_t ix = ox * g->sx - g->px + kx * g->dx;
+            if (row_ok && ix >= 0 && ix < g->in_w && !(g->up_x && (ix & 1)))
+            {
+                const int8_t *src =
+                    g->input + ((iy >> g->up_y) * g->row_w + (ix >> g->up_x)) * g->in_c + ch0;
+                for (int32_t c = 0; c < g->kc; c++)
+                {
+                    col[column_slot(i + c, cols4, g->reorder)] = (int16_t)(src[c] + g->input_offset);
+                }
+            }
+            else
+            {
+                for (int32_t c = 0; c < g->kc; c++)
+                {
+                    col[column_slot(i + c, cols4, g->reorder)] = 0;
+                }
+            }
+        }
+    }
+}
+
+#if !TJX_DSP
+/* acc + filter row . column (natural order) */
+static int32_t dot_column(const int8_t *w, const int16_t *col, int32_t cols, int32_t acc)
+{
+    for (int32_t i = 0; i < cols; i++)
+    {
+        acc = tjx_mac(acc, w[i], col[i]);
+    }
+    return acc;
+}
+#else
+/* acc0 + w . col0 and acc1 + w . col1, columns in 0, 2, 1, 3 order per group of four */
+static void dot_two_columns_dsp(const int8_t *w, const int16_t *col0, const int16_t *col1, int32_t cols, int32_t *acc0,
+                                int32_t *acc1)
+{
+    int32_t a0 = *acc0;
+    int32_t a1 = *acc1;
+    int32_t i = 0;
+    for (; i + 4 <= cols; i += 4)
+    {
+        const uint32_t wv = tjx_read_u32(w + i);
+        const uint32_t w02 = tjx_sxtb16(wv);
+        const uint32_t w13 = tjx_sxtb16_ror8(wv);
+        a0 = tjx_smlad(w02, tjx_read_u32(col0 + i), a0);
+        a0 = tjx_smlad(w13, tjx_read_u32(col0 + i + 2), a0);
+        a1 = tjx_smlad(w02, tjx_read_u32(col1 + i), a1);
+        a1 = tjx_smlad(w13, tjx_read_u32(col1 + i + 2), a1);
+    }
+    for (; i < cols; i++)
+    {
+        a0 = tjx_mac(a0, w[i], col0[i]);
+        a1 = tjx_mac(a1, w[i], col1[i]);
+    }
+    *acc0 = a0;
+    *acc1 = a1;
+}
+
+static int32_t dot_column_dsp(const int8_t *w, const int16_t *col, int32_t cols, int32_t acc)
+{
+    int32_t i = 0;
+    for (; i + 4 <= cols; i += 4)
+    {
+        const uint32_t wv = tjx_read_u32(w + i);
+        acc = tjx_smlad(tjx_sxtb16(wv), tjx_read_u32(col + i), acc);
+        acc = tjx_smlad(tjx_sxtb16_ror8(wv), tjx_read_u32(col + i + 2), acc);
+    }
+    for (; i < cols; i++)
+    {
+        acc = tjx_mac(acc, w[i], col[i]);
+    }
+    return acc;
+}
+#endif
+
+static arm_cmsis_nn_status im2col_convolve(const cmsis_nn_context *ctx,
+                                           const cmsis_nn_conv_params *conv_params,
+                                           const cmsis_nn_per_channel_quant_params *quant_params,
+                                           const cmsis_nn_dims *input_dims,
+                                           const int8_t *input_data,
+                                           const cmsis_nn_dims *filter_dims,
+                                           const int8_t *filter_data,
+                                           const int32_t *bias_data,
+                                           const cmsis_nn_dims *upscale_dims,
+                                           const cmsis_nn_dims *output_dims,
+                                           int8_t *output_data)
+{
+    if (ctx == NULL || ctx->buf == NULL || ((uintptr_t)ctx->buf & 3u) != 0 ||
+        ctx->size < conv_s8_buffer_size(input_dims, filter_dims))
+    {
+        return ARM_CMSIS_NN_ARG_ERROR;
+    }
+    const int32_t in_c = input_dims->c;
+    const int32_t kc = filter_dims->c;
+    const int32_t out_c = output_dims->c;
+    if (kc <= 0 || in_c % kc != 0)
+    {
+        return ARM_CMSIS_NN_ARG_ERROR;
+    }
+    const int32_t groups = in_c / kc;
+    if (out_c % groups != 0)
+    {
+        return ARM_CMSIS_NN_ARG_ERROR;
+    }
+    const int32_t oc_per_group = out_c / groups;
+
+    im2col_geometry g;
+    g.in_h = input_dims->h;
+    g.in_w = input_dims->w;
+    g.in_c = in_c;
+    g.up_y = (upscale_dims != NULL && upscale_dims->h == 2) ? 1 : 0;
+    g.up_x = (upscale_dims != NULL && upscale_dims->w == 2) ? 1 : 0;
+    g.row_w = g.in_w >> g.up_x;
+    g.kh = filter_dims->h;
+    g.kw = filter_dims->w;
+    g.kc = kc;
+    g.sy = conv_params->stride.h;
+    g.sx = conv_params->stride.w;
+    g.py = conv_params->padding.h;
+    g.px = conv_params->padding.w;
+    g.dy = conv_params->dilation.h;
+    g.dx = conv_params->dilation.w;
+    g.input_offset = conv_params->input_offset;
+    g.reorder = TJX_DSP;
+
+    const int32_t cols = g.kh * g.kw * kc;
+    const int32_t pixels = output_dims->h * output_dims->w;
+    const int32_t in_batch = (g.in_h >> g.up_y) * g.row_w * in_c;
+    int16_t *col0 = (int16_t *)ctx->buf;
+#if TJX_DSP
+    int16_t *col1 = col0 + align4(cols);
+#endif
+    const int32_t *mult = quant_params->multiplier;
+    const int32_t *shift = quant_params->shift;
+    const int32_t out_offset = conv_params->output_offset;
+    const int32_t act_min = conv_params->activation.min;
+    const int32_t act_max = conv_params->activation.max;
+
+    for (int32_t b = 0; b < input_dims->n; b++)
+    {
+        g.input = input_data + b * in_batch;
+        int8_t *out = output_data + b * pixels * out_c;
+        for (int32_t grp = 0; grp < groups; grp++)
+        {
+            const int32_t oc0 = grp * oc_per_group;
+            int32_t p = 0;
+#if TJX_DSP
+            for (; p + 2 <= pixels; p += 2)
+            {
+                fill_column(col0, &g, p / output_dims->w, p % output_dims->w, grp * kc);
+                fill_column(col1, &g, (p + 1) / output_dims->w, (p + 1) % output_dims->w, grp * kc);
+                for (int32_t oc = oc0; oc < oc0 + oc_per_group; oc++)
+                {
+                    int32_t acc0 = bias_data ? bias_data[oc] : 0;
+                    int32_t acc1 = acc0;
+                    dot_two_columns_dsp(filter_data + oc * cols, col0, col1, cols, &acc0, &acc1);
+                    out[p * out_c + oc] = tjx_requantize_s8(acc0, mult[oc], shift[oc], out_offset, act_min, act_max);
+                    out[(p + 1) * out_c + oc] =
+                        tjx_requantize_s8(acc1, mult[oc], shift[oc], out_offset, act_min, act_max);
+                }
+            }
+#endif
+            for (; p < pixels; p++)
+            {
+                fill_column(col0, &g, p / output_dims->w, p % output_dims->w, grp * kc);
+                for (int32_t oc = oc0; oc < oc0 + oc_per_group; oc++)
+                {
+                    const int32_t bias = bias_data ? bias_data[oc] : 0;
+#if TJX_DSP
+                    const int32_t acc = dot_column_dsp(filter_data + oc * cols, col0, cols, bias);
+#else
+                    const int32_t acc = dot_column(filter_data + oc * cols, col0, cols, bias);
+#endif
+                    out[p * out_c + oc] = tjx_requantize_s8(acc, mult[oc], shift[oc], out_offset, act_min, act_max);
+                }
+            }
+        }
+    }
+    return ARM_CMSIS_NN_SUCCESS;
+}
+
+arm_cmsis_nn_status arm_convolve_s8(const cmsis_nn_context *ctx,
+                                    const cmsis_nn_conv_params *conv_params,
+                                    const cmsis_nn_per_channel_quant_params *quant_params,
+                                    const cmsis_nn_dims *input_dims,
+                                    const int8_t *input_data,
+                                    const cmsis_nn_dims *filter_dims,
+                                    const int8_t *filter_data,
+                                    const cmsis_nn_dims *bias_dims,
+                                    const int32_t *bias_data,
+                                    const cmsis_nn_dims *upscale_dims,
+                                    const cmsis_nn_dims *output_dims,
+                                    int8_t *output_data)
+{
+    (void)bias_dims;
+    return im2col_convolve(ctx, conv_params, quant_params, input_dims, input_data, filter_dims, filter_data,
+                           bias_data, upscale_dims, output_dims, output_data);
+}
+
+arm_cmsis_nn_status arm_convolve_1_x_n_s8(const cmsis_nn_context *ctx,
+                                          const cmsis_nn_conv_params *conv_params,
+                                          const cmsis_nn_per_channel_quant_params *quant_params,
+                                          const cmsis_nn_dims *input_dims,
+                                          const int8_t *input_data,
+                                          const cmsis_nn_dims *filter_dims,
+                                          const int8_t *filter_data,
+                                          const cmsis_nn_dims *bias_dims,
+                                          const int32_t *bias_data,
+                                          const cmsis_nn_dims *output_dims,
+                                          int8_t *output_data)
+{
+    (void)bias_dims;
+    if (input_dims->h != 1 || conv_params->dilation.w != 1 || ctx == NULL || ctx->buf == NULL ||
+        conv_params->stride.w == 0 || (conv_params->stride.w * input_dims->c) % 4 != 0)
+    {
+        return ARM_CMSIS_NN_ARG_ERROR;
+    }
+    /* One input row: the im2col columns are slices of it, the general kernel computes the same. */
+    return im2col_convolve(ctx, conv_params, quant_params, input_dims, input_data, filter_dims, filter_data,
+                           bias_data, NULL, output_dims, output_data);
+}
+
+/* ---- 1x1 convolutions ---------------------------------------------------------------------- */
+
+/* out[oc] for one input pixel x of in_c channels (an OHWI 1x1 filter row is in_c weights) */
+static void pointwise_pixel(const int8_t *x,
+                            int32_t in_c,
+                            const cmsis_nn_conv_params *conv_params,
+                            const cmsis_nn_per_channel_quant_params *quant_params,
+                            const int8_t *filter_data,
+                            const int32_t *bias_data,
+                            int32_t out_c,
+                            int8_t *out)
+{
+    for (int32_t oc = 0; oc < out_c; oc++)
+    {
+        const int32_t bias = bias_data ? bias_data[oc] : 0;
+        const int32_t acc = tjx_dot_s8(x, conv_params->input_offset, filter_data + oc * in_c, 0, in_c, bias);
+        out[oc] = tjx_requantize_s8(acc,
+                                    quant_params->multiplier[oc],
+                                    quant_params->shift[oc],
+                                    conv_params->output_offset,
+                                    conv_params->activation.min,
+                                    conv_params->activation.max);
+    }
+}
+
+arm_cmsis_nn_status arm_convolve_1x1_s8_fast(const cmsis_nn_context *ctx,
+                                             const cmsis_nn_conv_params *conv_params,
+                                             const cmsis_nn_per_channel_quant_params *quant_params,
+                                             const cmsis_nn_dims *input_dims,
+                                             const int8_t *input_data,
+                                             const cmsis_nn_dims *filter_dims,
+                                             const int8_t *filter_data,
+                                             const cmsis_nn_dims *bias_dims,
+                                             const int32_t *bias_data,
+                                             const cmsis_nn_dims *output_dims,
+                                             int8_t *output_data)
+{
+    (void)ctx;
+    (void)bias_dims;
+    if (conv_params->padding.w != 0 || conv_params->padding.h != 0 || conv_params->stride.w != 1 ||
+        conv_params->stride.h != 1 || filter_dims->c != input_dims->c)
+    {
+        return ARM_CMSIS_NN_ARG_ERROR;
+    }
+    const int32_t in_c = input_dims->c;
+    const int32_t out_c = output_dims->c;
+    const int32_t pixels = input_dims->n * input_dims->h * input_dims->w;
+    for (int32_t p = 0; p < pixels; p++)
+    {
+        pointwise_pixel(input_data + p * in_c, in_c, conv_params, quant_params, filter_data, bias_data, out_c,
+                        output_data + p * out_c);
+    }
+    return ARM_CMSIS_NN_SUCCESS;
+}
+
+arm_cmsis_nn_status arm_convolve_1x1_s8(const cmsis_nn_context *ctx,
+                                        const cmsis_nn_conv_params *conv_params,
+                                        const cmsis_nn_per_channel_quant_params *quant_params,
+                                        const cmsis_nn_dims *input_dims,
+                                        const int8_t *input_data,
+                                        const cmsis_nn_dims *filter_dims,
+                                        const int8_t *filter_data,
+                                        const cmsis_nn_dims *bias_dims,
+                                        const int32_t *bias_data,
+                                        const cmsis_nn_dims *output_dims,
+                                        int8_t *output_data)
+{
+    (void)ctx;
+    (void)bias_dims;
+    if (conv_params->padding.w != 0 || conv_params->padding.h != 0 || filter_dims->c != input_dims->c)
+    {
+        return ARM_CMSIS_NN_ARG_ERROR;
+    }
+    const int32_t in_c = input_dims->c;
+    const int32_t out_c = output_dims->c;
+    for (int32_t b = 0; b < input_dims->n; b++)
+    {
+        const int8_t *in = input_data + b * input_dims->h * input_dims->w * in_c;
+        int8_t *out = output_data + b * output_dims->h * output_dims->w * out_c;
+        for (int32_t oy = 0; oy < output_dims->h; oy++)
+        {
+            for (int32_t ox = 0; ox < output_dims->w; ox++)
+            {
+                const int8_t *x = in + (oy * conv_params->stride.h * input_dims->w + ox * conv_params->stride.w) * in_c;
+                pointwise_pixel(x, in_c, conv_params, quant_params, filter_data, bias_data, out_c,
+                                out + (oy * output_dims->w + ox) * out_c);
+            }
+        }
+    }
+    return ARM_CMSIS_NN_SUCCESS;
+}
+
+/* ---- the wrapper --------------------------------------------------------------------------- */
+
+arm_cmsis_nn_status arm_convolve_wrapper_s8(const cmsis_nn_context *ctx,
+                                            const cmsis_nn_conv_params *conv_params,
+                                            const cmsis_nn_per_channel_quant_params *quant_params,
+                                            const cmsis_nn_dims *input_dims,
+                                            const int8_t *input_data,
+                                            const cmsis_nn_dims *filter_dims,
+                                            const int8_t *filter_data,
+                                            const cmsis_nn_dims *bias_dims,
+                                            const int32_t *bias_data,
+                                            const cmsis_nn_dims *output_dims,
+                                            int8_t *output_data)
+{
+    switch (tjx_convolve_wrapper_s8_select(conv_params, input_dims, filter_dims))
+    {
+    case TJX_CONV_1X1_S8_FAST:
+        return arm_convolve_1x1_s8_fast(ctx, conv_params, quant_params, input_dims, input_data, filter_dims,
+                                        filter_data, bias_dims, bias_data, output_dims, output_data);
+    case TJX_CONV_1X1_S8:
+        return arm_convolve_1x1_s8(ctx, conv_params, quant_params, input_dims, input_data, filter_dims, filter_data,
+                                   bias_dims, bias_data, output_dims, output_data);
+    case TJX_CONV_1_X_N_S8:
+        return arm_convolve_1_x_n_s8(ctx, conv_params, quant_params, input_dims, input_data, filter_dims,
+                                     filter_data, bias_dims, bias_data, output_dims, output_data);
+    case TJX_CONV_S8:
+    default:
+        return arm_convolve_s8(ctx, conv_params, quant_params, input_dims, input_data, filter_dims, filter_data,
+                               bias_dims, bias_data, NULL, output_dims, output_data);
+    }
+}
