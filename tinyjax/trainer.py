@@ -173,8 +173,12 @@ def train_loop(run: Run, progress: Progress, stop: StopRequest) -> RunResult:
             progress.start(run.total_steps, step)
         window.append(metrics)
         images += cfg.batch_size
-        at_log = step % cfg.log_every_steps == 0 or step == run.total_steps or bool(stop)
-        at_ckpt = step % cfg.checkpoint_every_steps == 0 or step == run.total_steps or bool(stop)
+        # Read the request once: a signal handled later in this iteration (they run whenever
+        # Python code does, e.g. after the logging's device_get) must wait for the next
+        # boundary, not skip this one's save and then return as if it had saved.
+        stopping = bool(stop)
+        at_log = step % cfg.log_every_steps == 0 or step == run.total_steps or stopping
+        at_ckpt = step % cfg.checkpoint_every_steps == 0 or step == run.total_steps or stopping
         at_eval = step % cfg.eval_every_steps == 0 or step == run.total_steps
         if at_log or at_ckpt or at_eval:
             values = log_window(window, step, time.time() - t0, images, pop > 1, last_saved,
@@ -185,7 +189,7 @@ def train_loop(run: Run, progress: Progress, stop: StopRequest) -> RunResult:
         if at_ckpt:
             ckpt.save(state, run.meta)
             last_saved = step
-        if stop:
+        if stopping:
             progress.status(f"{stop.signal_name}: saved a checkpoint at step {step} in "
                             f"{ckpt.directory / str(step)}; run the same command again to resume")
             return RunResult(step, state, final_eval, preempted=True, signal_name=stop.signal_name)
