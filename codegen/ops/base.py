@@ -105,6 +105,20 @@ class OpKind:
         """Constant bytes of the op in flash (weights, biases, requantisation parameters)."""
         return 0
 
+    def c_call(self, op, p: Mapping[str, np.ndarray], c) -> str | None:
+        """The C expression of the op's kernel call in the generated ``<prefix>_model.c`` (an
+        ``arm_cmsis_nn_status``), or ``None`` for a view, which calls nothing.
+
+        ``p``: the op's quantised parameters. ``c``: the writer of the call
+        (:class:`tinyjax.codegen.emit.CallWriter`): ``c.ptr(tensor)`` is the tensor's address
+        in the arena, ``c.dims(shape)`` / ``c.tile(pair)`` / ``c.static(ctype, init)`` the
+        address of a ``static const`` object of the model file, ``c.array(field, values,
+        ctype)`` the name of a constant array in flash (``<prefix>_weights.c``),
+        ``c.context()`` the address of the op's scratch ``cmsis_nn_context`` and ``c.in_place``
+        whether the plan runs the op over its input.
+        """
+        raise NotImplementedError(f"no C call for op kind {self.name!r}")
+
 
 def scalar(v) -> int:
     """A 0-d parameter array as a Python int."""

@@ -120,6 +120,20 @@ class _Weighted(OpKind):
     def flash_bytes(self, op) -> int:
         return int(np.prod(self.weight_shape(op))) + 12 * self.out_channels(op)
 
+    def c_arrays(self, op, p, c) -> tuple[str, str, str]:
+        """``(filter, bias, quant)``: the flash arrays of the weights and bias and the address of
+        the op's ``cmsis_nn_per_channel_quant_params`` (its multiplier and shift arrays)."""
+        w, b = c.array("weight", p["weight"], "int8_t"), c.array("bias", p["bias"], "int32_t")
+        m, s = c.array("multiplier", p["multiplier"], "int32_t"), c.array("shift", p["shift"], "int32_t")
+        # CMSIS-NN's struct holds non-const pointers; the kernels only read them
+        quant = c.static("cmsis_nn_per_channel_quant_params",
+                         {"multiplier": f"(int32_t *){m}", "shift": f"(int32_t *){s}"})
+        return w, b, quant
+
+    @staticmethod
+    def c_activation(p) -> str:
+        return f"{{.min = {scalar(p['act_min'])}, .max = {scalar(p['act_max'])}}}"
+
 
 class Conv(_Weighted):
     """``conv``: ``kernel (kh, kw)``, ``stride (sh, sw)``, ``padding (ph, pw)``, ``in_chs``,
@@ -157,6 +171,17 @@ class Conv(_Weighted):
         fn, scratch = _conv_kernel(op.attr("kernel"), op.attr("stride"), op.attr("padding"),
                                    in_shape, out_shape, path)
         return fn, "arm_convolve_wrapper_s8", scratch
+
+    def c_call(self, op, p, c):
+        w, b, quant = self.c_arrays(op, p, c)
+        params = c.static("cmsis_nn_conv_params", {
+            "input_offset": scalar(p["input_offset"]), "output_offset": scalar(p["output_offset"]),
+            "stride": c.tile(op.attr("stride")), "padding": c.tile(op.attr("padding")),
+            "dilation": c.tile((1, 1)), "activation": self.c_activation(p)})
+        x, y = op.inputs[0], op.output
+        return (f"arm_convolve_wrapper_s8({c.context()}, {params}, {quant}, {c.dims_of(x)}, {c.ptr(x)}, "
+                f"{c.dims(self.weight_shape(op))}, {w}, {c.dims((1, 1, 1, self.out_channels(op)))}, {b}, "
+                f"{c.dims_of(y)}, {c.ptr(y)})")
 
 
 class DepthwiseConv(_Weighted):
@@ -205,6 +230,21 @@ class DepthwiseConv(_Weighted):
             return INPLACE_DEPTHWISE, INPLACE_DEPTHWISE, out_shape[1] * out_shape[2]
         fn, scratch = _depthwise_kernel(op, in_shape, out_shape, path)
         return fn, "arm_depthwise_conv_wrapper_s8", scratch
+
+    def c_call(self, op, p, c):
+        w, b, quant = self.c_arrays(op, p, c)
+        params = c.static("cmsis_nn_dw_conv_params", {
+            "input_offset": scalar(p["input_offset"]), "output_offset": scalar(p["output_offset"]),
+            "ch_mult": op.attr("ch_mult", 1), "stride": c.tile(op.attr("stride")),
+            "padding": c.tile(op.attr("padding")), "dilation": c.tile((1, 1)),
+            "activation": self.c_activation(p)})
+        x, y = op.inputs[0], op.output
+        f_dims, b_dims = c.dims(self.weight_shape(op)), c.dims((1, 1, 1, self.out_channels(op)))
+        if c.in_place:       # output channel c over input channel c's bytes, one at a time
+            return (f"{INPLACE_DEPTHWISE}({c.context()}, {params}, {quant}, {c.dims_of(x)}, {f_dims}, {w}, "
+                    f"{b_dims}, {b}, {c.dims_of(y)}, {c.ptr(x)})")
+        return (f"arm_depthwise_conv_wrapper_s8({c.context()}, {params}, {quant}, {c.dims_of(x)}, "
+                f"{c.ptr(x)}, {f_dims}, {w}, {b_dims}, {b}, {c.dims_of(y)}, {c.ptr(y)})")
 
 
 class Dense(_Weighted):
@@ -263,6 +303,20 @@ class Dense(_Weighted):
 
     def flash_bytes(self, op) -> int:
         return int(np.prod(self.weight_shape(op))) + 4 * self.out_channels(op) + 8
+
+    def c_call(self, op, p, c):
+        w, b = c.array("weight", p["weight"], "int8_t"), c.array("bias", p["bias"], "int32_t")
+        quant = c.static("cmsis_nn_per_tensor_quant_params",
+                         {"multiplier": scalar(p["multiplier"]), "shift": scalar(p["shift"])})
+        params = c.static("cmsis_nn_fc_params", {
+            "input_offset": scalar(p["input_offset"]), "filter_offset": scalar(p["filter_offset"]),
+            "output_offset": scalar(p["output_offset"]), "activation": self.c_activation(p)})
+        n_in, n_out = op.attr("in_features"), op.attr("out_features")
+        x, y = op.inputs[0], op.output
+        # CMSIS-NN: filter_dims.n = input features, .c = outputs; input_dims.n = batches
+        return (f"arm_fully_connected_s8({c.context()}, {params}, {quant}, {c.dims((1, 1, 1, n_in))}, "
+                f"{c.ptr(x)}, {c.dims((n_in, 1, 1, n_out))}, {w}, {c.dims((1, 1, 1, n_out))}, {b}, "
+                f"{c.dims((1, 1, 1, n_out))}, {c.ptr(y)})")
 
 
 # --------------------------------------------------------------------------

@@ -69,6 +69,15 @@ class Add(OpKind):
     def flash_bytes(self, op):
         return 12 * 4
 
+    def c_call(self, op, p, c):
+        a, b = op.inputs
+        v = {f: scalar(p[f]) for f in intops.AddParams._fields}
+        size = c.size_of(op.output)
+        return (f"arm_elementwise_add_s8({c.ptr(a)}, {c.ptr(b)}, {v['in1_offset']}, {v['in1_mult']}, "
+                f"{v['in1_shift']}, {v['in2_offset']}, {v['in2_mult']}, {v['in2_shift']}, {v['left_shift']}, "
+                f"{c.ptr(op.output)}, {v['out_offset']}, {v['out_mult']}, {v['out_shift']}, "
+                f"{scalar(p['act_min'])}, {scalar(p['act_max'])}, {size})")
+
 
 class ChannelMul(OpKind):
     name = "channel_mul"
@@ -109,6 +118,13 @@ class ChannelMul(OpKind):
 
     def flash_bytes(self, op):
         return 7 * 4
+
+    def c_call(self, op, p, c):
+        x, g = op.inputs
+        v = {f: scalar(p[f]) for f in intops.MulParams._fields}
+        return (f"tjx_channel_mul_s8({c.ptr(x)}, {c.ptr(g)}, {v['in1_offset']}, {v['in2_offset']}, "
+                f"{c.ptr(op.output)}, {v['out_offset']}, {v['out_mult']}, {v['out_shift']}, "
+                f"{scalar(p['act_min'])}, {scalar(p['act_max'])}, {c.dims_of(x)})")
 
 
 class Lut(OpKind):
@@ -153,6 +169,11 @@ class Lut(OpKind):
 
     def flash_bytes(self, op):
         return 256
+
+    def c_call(self, op, p, c):
+        table = c.array("table", p["table"], "int8_t")
+        x = op.inputs[0]
+        return f"tjx_lut_s8({c.ptr(x)}, {table}, {c.ptr(op.output)}, {c.size_of(x)})"
 
 
 KINDS = (Add(), ChannelMul(), Lut())

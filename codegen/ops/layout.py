@@ -45,6 +45,14 @@ class Pad(OpKind):
     def kernel(self, op, in_shape, out_shape, path, in_place=False):
         return "tjx_pad_s8", "tjx_pad_s8", 0
 
+    def c_call(self, op, p, c):
+        (top, bottom), (left, right) = op.attr("padding")
+        before = c.static("cmsis_nn_tile", {"w": left, "h": top})
+        after = c.static("cmsis_nn_tile", {"w": right, "h": bottom})
+        x, y = op.inputs[0], op.output
+        return (f"tjx_pad_s8({c.dims_of(x)}, {c.ptr(x)}, {before}, {after}, {scalar(p['pad_value'])}, "
+                f"{c.dims_of(y)}, {c.ptr(y)})")
+
 
 class Reshape(OpKind):
     name = "reshape"
@@ -76,6 +84,9 @@ class Reshape(OpKind):
 
     def kernel(self, op, in_shape, out_shape, path, in_place=False):
         return None, None, 0
+
+    def c_call(self, op, p, c):
+        return None      # the output is the input's bytes
 
 
 KINDS = (Pad(), Reshape())

@@ -52,5 +52,14 @@ class AvgPool(OpKind):
     def flash_bytes(self, op):
         return 4 * 4
 
+    def c_call(self, op, p, c):
+        params = c.static("cmsis_nn_pool_params", {
+            "stride": c.tile(op.attr("stride")), "padding": c.tile(op.attr("padding")),
+            "activation": f"{{.min = {scalar(p['act_min'])}, .max = {scalar(p['act_max'])}}}"})
+        kh, kw = op.attr("kernel")
+        x, y = op.inputs[0], op.output
+        return (f"arm_avgpool_s8({c.context()}, {params}, {c.dims_of(x)}, {c.ptr(x)}, "
+                f"{c.dims((1, kh, kw, 1))}, {c.dims_of(y)}, {c.ptr(y)})")
+
 
 KINDS = (AvgPool(),)

@@ -36,6 +36,7 @@ from tinyjax.codegen.graph import Op
 from tinyjax.codegen.ops import OPS
 
 MCU = Path(__file__).resolve().parent / "mcu"
+START = c_runtime.RUNTIME_DIR / "mcu"      # start-up code and linker script (package data)
 BOARDS = {
     "mps2-an500": ("dsp", ["-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]),
     "mps2-an386": ("dsp", ["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]),
@@ -192,9 +193,9 @@ def test_kernels_are_bit_exact_on_an_emulated_cortex_m(board, cases_source, tmp_
     source, n_cases = cases_source
     elf = tmp_path / "kernel_check.elf"
     cmd = [cc, *cpu, "-mthumb", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(MCU),
-           "-I", str(c_runtime.include_dir()), *map(str, c_runtime.sources()), str(c_runtime.RUNTIME_DIR / "mcu" / "startup.c"),
+           "-I", str(c_runtime.include_dir()), *map(str, c_runtime.sources()), str(START / "startup.c"),
            str(MCU / "kernel_check.c"), str(source), "--specs=rdimon.specs", "-nostartfiles",
-           "-T", str(c_runtime.RUNTIME_DIR / "mcu" / "mps2.ld"), "-o", str(elf)]
+           "-T", str(START / "mps2.ld"), "-o", str(elf)]
     build = subprocess.run(cmd, capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     run = subprocess.run([qemu, "-M", board, "-nographic", "-semihosting", "-kernel", str(elf)],
