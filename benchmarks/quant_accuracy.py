@@ -1,13 +1,13 @@
 """Top-1 of a trained model in float (Flax) and in int8 (the integer reference interpreter).
 
     python -m tinyjax.train --config configs/train_embedded.py --workdir W
-    python benchmarks/quant_accuracy.py --workdir W [--config configs/train_embedded.py]
+    python benchmarks/quant_accuracy.py --workdir W [--config FILE.py]
                                         [--calib-batches 8] [--method minmax|percentile]
 
-Loads the latest checkpoint of the run in ``W`` (the EMA weights when the config enables an
-EMA, else the weights themselves), folds BatchNorm, calibrates activation ranges on
-``--calib-batches`` training batches (the training pipeline, augmentation included), quantises
-to int8 (TFLite/CMSIS-NN scheme) and evaluates on the whole evaluation split:
+Loads the latest checkpoint of the run in ``W`` with :func:`tinyjax.runs.load_run` (the EMA
+weights when the config enables an EMA, else the weights themselves), folds BatchNorm, calibrates
+activation ranges on ``--calib-batches`` training batches (the training pipeline, augmentation
+included), quantises to int8 (TFLite/CMSIS-NN scheme) and evaluates on the whole evaluation split:
 
 * the float model (``model.apply`` under ``jax.jit``),
 * the int8 model run by :func:`tinyjax.codegen.interpreter.run_int8` (bit-exact CMSIS-NN
@@ -18,8 +18,8 @@ to int8 (TFLite/CMSIS-NN scheme) and evaluates on the whole evaluation split:
 It prints both top-1s, their difference in points, how often the predictions agree, and how
 closely the integer logits follow the float simulation (share of logits within one int8 step of
 it, and share identical; the two differ only where a Q31 multiplier's approximation of a real
-scale crosses a rounding boundary). The config must be the one the run was
-trained with (the checkpoint's fingerprint is checked).
+scale crosses a rounding boundary). The config is the run's ``config.json``
+(``--config`` for runs trained before tinyjax wrote it; the checkpoint's fingerprint is checked).
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ def parse_args(argv: Sequence[str] | None):
         prog="python benchmarks/quant_accuracy.py",
         description="Float vs int8 (integer reference interpreter) top-1 of a training run.")
     p.add_argument("--workdir", required=True, help="work directory of python -m tinyjax.train")
-    p.add_argument("--config", default=str(REPO / "configs" / "train_embedded.py"),
-                   metavar="FILE.py[:ARG]", help="the config the run was trained with "
-                   "(default: configs/train_embedded.py)")
+    p.add_argument("--config", metavar="FILE.py[:ARG]",
+                   help="the config the run was trained with (default: the run's config.json; "
+                   "needed only for runs trained before tinyjax wrote it)")
     p.add_argument("--calib-batches", type=int, default=8,
                    help="training batches used to calibrate activation ranges (default 8)")
     p.add_argument("--method", choices=("minmax", "percentile"), default="minmax",
@@ -55,51 +55,6 @@ def parse_args(argv: Sequence[str] | None):
     return p.parse_args(argv)
 
 
-def load_run(workdir: Path, config: str):
-    """(cfg, spec, model, variables, step) of the latest checkpoint in ``workdir``."""
-    import jax
-
-    from tinyjax import optim
-    from tinyjax.checkpoints import Checkpoints, fingerprint
-    from tinyjax.config import load_config
-    from tinyjax.data import pipeline
-    from tinyjax.errors import TinyJaxError
-    from tinyjax.run_setup import build_model, spec_from_config
-    from tinyjax.spec import ModelSpec
-    from tinyjax.steps import create_train_state
-
-    if not workdir.is_dir():
-        raise TinyJaxError(f"work directory {workdir} does not exist")
-    if not (workdir / "checkpoints").is_dir():
-        raise TinyJaxError(f"{workdir} has no checkpoints/ folder; train first with "
-                           f"python -m tinyjax.train --config ... --workdir {workdir}")
-    cfg = load_config(config)
-    if int(cfg.population.size) != 1:
-        raise TinyJaxError("population runs are not supported; quantise one member at a time")
-    info = pipeline.get_info(cfg.data)
-    spec = spec_from_config(cfg, info.num_classes)
-    saved = workdir / "spec.json"
-    if saved.exists() and ModelSpec.from_json(saved.read_text()) != spec:
-        raise TinyJaxError(f"{saved} is not the model of {config}; pass the config the run was "
-                           "trained with (--config)")
-    ckpt = Checkpoints(workdir, cfg.checkpoint_keep, fingerprint(cfg, spec, 1))
-    step = ckpt.latest_step()
-    if step is None:
-        raise TinyJaxError(f"no checkpoint in {ckpt.directory}")
-    model = build_model(cfg, spec)
-    steps_per_epoch = max(1, info.num_train // cfg.batch_size)
-    total = int(cfg.total_steps or round(cfg.num_epochs * steps_per_epoch))
-    tx = optim.make_optimizer(cfg, optim.make_schedule(cfg, steps_per_epoch, total))
-    like = create_train_state(model, tx, cfg.seed)
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    state, _ = ckpt.restore(like, jax.tree_util.tree_map(lambda _: device, like))
-    if cfg.ema_decay > 0:
-        variables = {"params": state.ema_params, "batch_stats": state.ema_batch_stats}
-    else:
-        variables = {"params": state.params, "batch_stats": state.batch_stats}
-    return cfg, spec, model, jax.device_get(variables), int(step)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     import jax
@@ -107,25 +62,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tinyjax.codegen import interpreter
     from tinyjax.codegen import quantize as Q
-    from tinyjax.codegen.graph import graph_from_spec
     from tinyjax.data import pipeline
     from tinyjax.errors import TinyJaxError
+    from tinyjax.runs import load_run, train_images
 
     if args.calib_batches < 1:
         raise TinyJaxError("--calib-batches must be at least 1")
     t0 = time.time()
-    cfg, spec, model, variables, step = load_run(Path(args.workdir), args.config)
-    print(f"model {spec.name} @ {spec.resolution}px, checkpoint step {step} "
-          f"({'EMA' if cfg.ema_decay > 0 else 'raw'} weights)", flush=True)
+    run = load_run(Path(args.workdir), args.config)
+    cfg, spec, model, variables = run.cfg, run.spec, run.model, run.variables
+    print(f"model {spec.name} @ {spec.resolution}px, checkpoint step {run.step} "
+          f"({'EMA' if run.ema else 'raw'} weights)", flush=True)
 
-    graph = graph_from_spec(spec)
-    float_params = Q.fold_batchnorm(spec, variables)
-    train = pipeline.train_dataset(cfg.data, batch_size=cfg.batch_size, resolution=spec.resolution,
-                                   seed=cfg.data_seed).as_numpy_iterator()
-    calib = [next(train)["image"] for _ in range(args.calib_batches)]
-    ranges = Q.calibrate(graph, float_params, calib, method=args.method,
-                         percentile=args.percentile)
-    qmodel = Q.quantize(graph, float_params, ranges)
+    calib = train_images(run, args.calib_batches * cfg.batch_size)
+    qmodel = Q.quantize_variables(spec, variables, calib, method=args.method,
+                                  percentile=args.percentile)
+    graph = qmodel.graph
     print(f"calibrated on {sum(len(b) for b in calib)} training images ({args.method})", flush=True)
 
     apply = jax.jit(model.apply)
@@ -180,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "delta_points": 100 * (top1_int8 - top1_float), "agreement": agree,
                           "top1_fake_quant": top1_fake, "agreement_fake_int8": agree_fake,
                           "logits_within_1lsb": logits_1lsb,
-                          "logits_identical": logits_same, "step": step}))
+                          "logits_identical": logits_same, "step": run.step}))
     return 0
 
 

@@ -80,6 +80,7 @@ __all__ = [
     "fold_batchnorm",
     "quantize",
     "quantize_input",
+    "quantize_variables",
     "run_float",
 ]
 
@@ -291,3 +292,14 @@ def quantize_input(qmodel: QuantizedModel, x) -> np.ndarray:
     _check_input(qmodel.graph, x)
     q = qmodel.quant(qmodel.graph.inputs[0])
     return fixedpoint.quantize(x, q.scale, q.zero_point)
+
+
+def quantize_variables(spec, variables: Mapping[str, Any], batches: Iterable[Any],
+                       method: str = "minmax", percentile: float = 99.99) -> QuantizedModel:
+    """The whole pipeline for a Flax model's ``variables`` (``{"params", "batch_stats"}`` of
+    ``EfficientNet(spec)``): :func:`graph_from_spec`, :func:`fold_batchnorm`, :func:`calibrate`
+    over the float NHWC ``batches`` (``method``, ``percentile``), :func:`quantize`."""
+    graph = graph_from_spec(spec)
+    params = fold_batchnorm(spec, variables)
+    ranges = calibrate(graph, params, batches, method=method, percentile=percentile)
+    return quantize(graph, params, ranges)

@@ -40,6 +40,35 @@ def load_config(path_and_arg: str):
         raise ConfigFileError(f"{path}:{arg}: {e}") from None
 
 
+def config_to_json(cfg) -> str:
+    """``cfg`` as JSON (sorted keys; tuples become lists), for ``workdir/config.json``."""
+    return cfg.to_json_best_effort(sort_keys=True, indent=2) + "\n"
+
+
+def _tuples(value):
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def config_from_json(text: str, where: str = "config.json"):
+    """The ``ConfigDict`` of :func:`config_to_json`'s text (lists back to tuples, as configs
+    write them). ``where`` names the file in the error of malformed text."""
+    import json
+
+    from ml_collections import ConfigDict
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigFileError(f"{where} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"{where} does not hold a config (a JSON object)")
+    return ConfigDict(_tuples(data))
+
+
 def _parse(text: str):
     try:
         return ast.literal_eval(text)

@@ -19,7 +19,9 @@ import numpy as np
 
 from tinyjax import optim
 from tinyjax.checkpoints import Checkpoints, fingerprint
+from tinyjax.config import config_to_json
 from tinyjax.errors import TinyJaxError
+from tinyjax.files import write_atomic
 from tinyjax.metric_writers import MetricsWriter
 from tinyjax.models import EfficientNet
 from tinyjax.progress import Progress
@@ -138,7 +140,10 @@ def setup(cfg, workdir: Path, progress: Progress) -> Run:
         state, _ = ckpt.restore(state, program.shardings.state)
         start = int(np.asarray(jax.device_get(state.step)).reshape(-1)[0])
     if jax.process_index() == 0:
-        (workdir / "spec.json").write_text(spec.to_json())
+        # The work directory describes itself: the model and the config it was trained with
+        # (python -m tinyjax.export reads both). Rewritten at every start, like the spec.
+        write_atomic(workdir / "spec.json", spec.to_json())
+        write_atomic(workdir / "config.json", config_to_json(cfg))
     writer = MetricsWriter(workdir, start, tensorboard=cfg.get("tensorboard", True))
 
     local_batch = cfg.batch_size // process_count
