@@ -78,6 +78,8 @@ def load_run(workdir: str | Path, config: str | None = None) -> LoadedRun:
     not the run's) or :class:`tinyjax.trainer.CheckpointError` (unreadable, or written by another
     configuration: the fingerprint is checked).
     """
+    workdir = Path(workdir)
+    cfg = run_config(workdir, config)   # before the heavy imports: a wrong directory fails at once
     import jax
 
     from tinyjax import optim
@@ -86,8 +88,6 @@ def load_run(workdir: str | Path, config: str | None = None) -> LoadedRun:
     from tinyjax.run_setup import build_model, spec_from_config
     from tinyjax.steps import create_train_state
 
-    workdir = Path(workdir)
-    cfg = run_config(workdir, config)
     source = config or str(workdir / "config.json")
     if int(cfg.population.size) != 1:
         raise RunDirError(f"{workdir} is a population run ({cfg.population.size} models); "

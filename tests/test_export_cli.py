@@ -1,0 +1,233 @@
+"""``python -m tinyjax.export``: refusals (device too small, unknown model, not a run, bad prefix,
+foreign output folder) are one line and exit 2 with nothing written; a random-weights export and
+a checkpoint export write every file, their test vectors are the integer reference's, and the
+host build of the export reproduces them bit for bit."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from tinyjax import export
+from tinyjax.codegen import interpreter, quantize
+from tinyjax.devices import DEVICES, UnknownDeviceError, get_device
+from tinyjax.errors import run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(argv, capsys) -> tuple[int, str, str]:
+    code = run_cli(export.main, [str(a) for a in argv], prog="tinyjax.export")
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def subprocess_cli(*argv):
+    return subprocess.run([sys.executable, "-m", "tinyjax.export", *map(str, argv)],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def one_error(err: str) -> str:
+    errors = [x for x in err.splitlines() if x.startswith("tinyjax.export: error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    return errors[0]
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """The QuantizedModel (and the float variables) the CLI quantises."""
+    seen = {}
+    real = quantize.quantize_variables
+
+    def spy(spec, variables, batches, **kw):
+        seen["variables"] = variables
+        seen["qmodel"] = real(spec, variables, batches, **kw)
+        return seen["qmodel"]
+
+    monkeypatch.setattr(quantize, "quantize_variables", spy)
+    return seen
+
+
+def header_value(header: str, name: str) -> int:
+    m = re.search(rf"#define MODEL_{name} (\d+)u", header)
+    assert m, name
+    return int(m.group(1))
+
+
+def check_vectors(out: Path, qmodel, n: int) -> np.ndarray:
+    """input.bin / expected.bin: sizes from the header, expected = run_int8(input)."""
+    header = (out / "model_model.h").read_text()
+    in_bytes, out_bytes = header_value(header, "INPUT_BYTES"), header_value(header, "OUTPUT_BYTES")
+    x = np.frombuffer((out / "input.bin").read_bytes(), np.int8)
+    y = np.frombuffer((out / "expected.bin").read_bytes(), np.int8)
+    assert x.size == n * in_bytes and y.size == n * out_bytes
+    shape = qmodel.graph.tensor(qmodel.graph.inputs[0]).shape
+    ref = interpreter.run_int8(qmodel, x.reshape((n,) + shape[1:]))[qmodel.graph.outputs[0]]
+    np.testing.assert_array_equal(y.reshape(n, -1), ref)
+    return x.reshape((n,) + shape[1:])
+
+
+# -- refusals -----------------------------------------------------------------------------------------
+
+def test_a_network_too_big_for_the_device_is_refused_with_both_numbers_and_nothing_written(
+        tmp_path, capsys):
+    out = tmp_path / "x"
+    code, _, err = cli(["--device", "stm32f412", "--model", "mcunet_in4", "--out", out], capsys)
+    line = one_error(err)
+    assert code == 2
+    assert "400.0 kB of SRAM" in line and "256 kB" in line, line        # the plan's and the chip's
+    assert re.search(r"1,[78]\d\d\.\d kB of flash", line) and "1024 kB" in line, line
+    assert not out.exists()
+
+
+def test_the_refusal_exits_2_from_the_command_line(tmp_path):
+    r = subprocess_cli("--device", "stm32f412", "--model", "mcunet_in4", "--out", tmp_path / "x")
+    assert r.returncode == 2 and "stm32f412 has 256 kB" in one_error(r.stderr)
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_unknown_model_names_close_ones_exit_2(tmp_path):
+    r = subprocess_cli("--model", "mcunet_in9", "--out", tmp_path / "x")
+    assert r.returncode == 2
+    line = one_error(r.stderr)
+    assert "unknown model 'mcunet_in9'" in line and "mcunet_in" in line.split("did you mean")[1]
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--prefix", "1model"], "not a C identifier"),
+    (["--prefix", "int"], "not a C identifier"),
+    (["--device", "stm32f999"], "valid devices: stm32f412, stm32f746, stm32h743"),
+    (["--target", "cortex-m0"], "unknown target"),
+    (["--config", "c.py"], "--config applies to --checkpoint only"),
+])
+def test_bad_options_are_one_line_and_write_nothing(argv, message, tmp_path, capsys):
+    out = tmp_path / "x"
+    code, _, err = cli(["--model", "mcunet_in0", "--out", out, *argv], capsys)
+    assert code == 2 and message in one_error(err)
+    assert not out.exists()
+
+
+def test_a_directory_that_is_not_a_run_says_what_is_missing(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello")
+    code, _, err = cli(["--checkpoint", tmp_path, "--out", tmp_path / "x"], capsys)
+    line = one_error(err)
+    assert code == 2 and "not a tinyjax training run: no checkpoints/" in line
+    assert "python -m tinyjax.train" in line and not (tmp_path / "x").exists()
+
+
+def test_an_output_folder_holding_other_files_is_refused(tmp_path, capsys):
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    code, _, err = cli(["--model", "mcunet_in0", "--out", out], capsys)
+    assert code == 2 and "thesis.tex" in one_error(err)
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+
+
+def test_an_earlier_export_of_another_prefix_is_not_overwritten(tmp_path):
+    (tmp_path / "det_model.h").write_text("")
+    (tmp_path / "Makefile").write_text("")
+    export.check_out_dir(tmp_path, "det")                                      # same prefix: fine
+    with pytest.raises(export.ExportError, match="holds an export with prefix 'det'; pass --prefix det"):
+        export.check_out_dir(tmp_path, "model")
+
+
+def test_devices_table_and_lookup():
+    assert get_device("STM32F746") == DEVICES["stm32f746"]
+    assert DEVICES["stm32f412"].sram_bytes == 256 * 1024 and DEVICES["stm32h743"].flash_bytes == 2 << 20
+    assert get_device("stm32f746").fits(320 * 1024, 1 << 20)
+    assert not get_device("stm32f746").fits(320 * 1024 + 1, 1 << 20)
+    with pytest.raises(UnknownDeviceError, match="did you mean stm32f412"):
+        get_device("stm32f41")
+
+
+# -- a random-weights export --------------------------------------------------------------------------
+
+def test_a_zoo_model_with_random_weights_exports_every_file_and_says_so(tmp_path, capsys, captured):
+    out = tmp_path / "x"
+    code, stdout, err = cli(["--model", "mcunet_in0", "--resolution", "48", "--out", out,
+                             "--vectors", "2", "--device", "stm32f746"], capsys)
+    assert code == 0, err
+    for stage in ("planning", "calibrating on 32 random images", "quantising", "writing"):
+        assert stage in err, err
+    assert "note: RANDOM WEIGHTS" in stdout
+    header = (out / "model_model.h").read_text()
+    assert "RANDOM WEIGHTS" in header and "mcunet_in0" in header
+    names = {p.name for p in out.iterdir()}
+    assert {"model_model.h", "model_model.c", "model_weights.c", "model_check.c", "Makefile",
+            "input.bin", "expected.bin", "memory.md", "memory.png", "tinyjax_runtime"} <= names
+    assert not [n for n in names if ".tmp-" in n]
+    for name in names - {"tinyjax_runtime"}:
+        assert f"wrote {out / name}" in stdout
+    assert (out / "memory.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    memory = (out / "memory.md").read_text()
+    assert "fits stm32f746" in memory and "blocks_0_0/conv_dw" in memory and "RANDOM" in memory
+    check_vectors(out, captured["qmodel"], 2)
+    last = stdout.strip().splitlines()[-1]
+    assert last.endswith(f"make -C {out} host && {out}/build/host/model_check {out}/input.bin "
+                         f"{out}/expected.bin"), last
+
+    # the same command again overwrites its own earlier export
+    assert cli(["--model", "mcunet_in0", "--resolution", "48", "--out", out], capsys)[0] == 0
+
+    if shutil.which("make") and shutil.which("cc"):   # the export builds and reproduces them
+        r = subprocess.run(["make", "-s", "-C", str(out), "check-host"], capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0 and "1 bit-exact" in r.stdout, r.stdout + r.stderr
+
+
+# -- a checkpoint export ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run of configs/train_embedded.py (EMA on) with one real checkpoint, made by the trainer's
+    own setup and checkpointing, without training steps (their compilation would take a minute).
+    The EMA weights are made to differ from the raw ones, so that picking them is visible."""
+    from tinyjax.config import apply_overrides, load_config
+    from tinyjax.progress import Progress
+    from tinyjax.run_setup import setup
+
+    work = tmp_path_factory.mktemp("run")
+    cfg = apply_overrides(load_config(str(REPO / "configs/train_embedded.py")), [
+        "batch_size=32", "eval_batch_size=64", "tensorboard=False", "ema_decay=0.99"])
+    run = setup(cfg, work, Progress("t", stream=io.StringIO()))
+    state = run.state.replace(ema_params=jax.tree_util.tree_map(lambda p: p * 0.5, run.state.params))
+    run.checkpoints.save(state, run.meta)
+    return work, jax.device_get(state.ema_params)
+
+
+def test_a_checkpoint_exports_its_ema_weights_with_vectors_from_its_eval_split(
+        tiny_run, tmp_path, capsys, captured):
+    work, ema_params = tiny_run
+    out = tmp_path / "x"
+    code, stdout, err = cli(["--checkpoint", work, "--out", out, "--calibration", "40",
+                             "--vectors", "3"], capsys)
+    assert code == 0, err
+    assert "calibrating on 40 training images" in err
+    assert f"EMA weights of step 0 of {work}" in stdout and "RANDOM" not in stdout
+    assert "RANDOM" not in (out / "model_model.h").read_text()
+    jax.tree_util.tree_map(np.testing.assert_array_equal, captured["variables"]["params"], ema_params)
+    x = check_vectors(out, captured["qmodel"], 3)
+
+    from tinyjax.runs import eval_images, load_run
+    images, _ = eval_images(load_run(work), 3)
+    np.testing.assert_array_equal(x, quantize.quantize_input(captured["qmodel"], images))
+
+
+def test_a_run_without_config_json_asks_for_its_config(tiny_run, tmp_path, capsys):
+    work, _ = tiny_run
+    old = tmp_path / "old_run"
+    shutil.copytree(work, old)
+    (old / "config.json").unlink()
+    code, _, err = cli(["--checkpoint", old, "--out", tmp_path / "x"], capsys)
+    assert code == 2 and "has no config.json" in one_error(err) and "--config" in one_error(err)
+    assert not (tmp_path / "x").exists()

@@ -1,0 +1,341 @@
+"""``python -m tinyjax.export``: a network as int8 C for a microcontroller, with test vectors and its
+memory plan.
+
+Examples::
+
+    python -m tinyjax.export --checkpoint runs/embedded --out export/      # a trained run
+    python -m tinyjax.export --model mcunet_in1 --device stm32f746 --out export/  # random weights
+    python -m tinyjax.export --spec my_spec.json --resolution 96 --prefix det --out export/
+
+Pipeline: load (a training run's latest checkpoint, EMA weights when it keeps an EMA, or random
+weights for ``--model`` / ``--spec``), plan the memory (``tinyjax.codegen.memory.plan_graph``;
+with ``--device`` a network that does not fit is refused before anything is written), calibrate
+(training images of the run's own dataset, or random images), quantise to int8, write the C files
+of ``tinyjax.codegen.emit``, ``input.bin`` / ``expected.bin`` (``--vectors`` int8 images and the
+integer reference's int8 logits, concatenated), ``memory.md`` and ``memory.png``.
+
+Random weights are for profiling only (memory, flash, speed): the CLI says so and so does the
+generated header. Every file is written through a temporary file and a rename, so a killed export
+leaves no half-written file. ``--out`` must be a new or empty directory, or hold an earlier export
+with the same ``--prefix`` (which is then overwritten); anything else is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tinyjax.errors import TinyJaxError, run_cli
+
+DEFAULT_TARGET = "cortex-m7"       # == tinyjax.codegen.kernels.DEFAULT_TARGET
+CHECKPOINT_CALIBRATION = 1024      # training images, for a checkpoint
+RANDOM_CALIBRATION = 32            # random images, for random weights
+RANDOM_SEED = 0
+#: float bytes one calibration batch may hold (the float pass keeps every tensor of the batch)
+CALIBRATION_BATCH_BYTES = 256 * 2**20
+RUNTIME = "tinyjax_runtime"
+#: what an export writes besides ``<prefix>_*`` files (and ``build/``, where its Makefile builds)
+OWN_NAMES = frozenset({"Makefile", "input.bin", "expected.bin", "memory.md", "memory.png", RUNTIME,
+                       "build"})
+
+
+class ExportError(TinyJaxError):
+    """An export that cannot be made as asked (output folder, device, options)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """What is exported: the model's spec and float variables, where they come from (``what``,
+    one line), a note for the header when the weights are not trained ones, and functions
+    giving ``n`` calibration images (in batches of at most ``batch``) and ``n`` test images."""
+
+    spec: object
+    variables: dict
+    what: str
+    note: str
+    calibration: Callable[[int, int], list[np.ndarray]]
+    vectors: Callable[[int], np.ndarray]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m tinyjax.export",
+        description="Export a network as int8 C (CMSIS-NN API) with its memory plan and test vectors.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", metavar="WORKDIR",
+                     help="the work directory of a python -m tinyjax.train run (latest checkpoint)")
+    src.add_argument("--model", metavar="NAME", help="a zoo model, with random weights (profiling)")
+    src.add_argument("--spec", metavar="FILE",
+                     help="a ModelSpec JSON (or MCUNet net-config) file, with random weights (profiling)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder: new, empty, or an earlier export with the same prefix")
+    p.add_argument("--config", metavar="FILE.py[:ARG]",
+                   help="with --checkpoint: the config the run was trained with (default: the "
+                        "run's config.json; needed for runs trained before tinyjax wrote it)")
+    p.add_argument("--target", metavar="T",
+                   help="kernel target the plan is made for: cortex-m4, cortex-m7, cortex-m55 or "
+                        f"host (default: the device's core, else {DEFAULT_TARGET})")
+    p.add_argument("--device", metavar="NAME",
+                   help="refuse a network that does not fit this board: stm32f412, stm32f746, stm32h743")
+    p.add_argument("--prefix", default="model", help="C prefix of every generated name (default: model)")
+    p.add_argument("--calibration", type=_positive_int, metavar="N",
+                   help=f"images to calibrate on (default: {CHECKPOINT_CALIBRATION} training images "
+                        f"of a checkpoint's dataset, {RANDOM_CALIBRATION} random images otherwise)")
+    p.add_argument("--resolution", type=_positive_int, metavar="R",
+                   help="with --model/--spec: input resolution in pixels (default: the model's own)")
+    p.add_argument("--vectors", type=_positive_int, default=1, metavar="N",
+                   help="test images in input.bin / expected.bin (default: 1)")
+    return p.parse_args(argv)
+
+
+# -- checks that come before any work ---------------------------------------------------------------
+
+def check_out_dir(out: Path, prefix: str) -> None:
+    """Refuse an ``--out`` that is a file, or a non-empty folder that is not an earlier export with
+    this prefix (its ``<prefix>_model.h`` present, and nothing but export files, ``build/`` and
+    temporary files of a killed export)."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is a file; give a directory")
+    if not out.is_dir():
+        return
+    names = {p.name for p in out.iterdir()}
+    if not names:
+        return
+    foreign = sorted(n for n in names if n not in OWN_NAMES and not n.startswith(prefix + "_")
+                     and not (n.startswith(".") and ".tmp-" in n))
+    if f"{prefix}_model.h" in names and not foreign:
+        return
+    others = sorted(n[:-len("_model.h")] for n in foreign if n.endswith("_model.h"))
+    if others:
+        raise ExportError(f"--out {out} holds an export with prefix {others[0]!r}; pass --prefix "
+                          f"{others[0]} to overwrite it, or give a new or empty directory")
+    what = (f"holds files that are not an export's ({', '.join(foreign[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''})" if foreign
+            else f"holds no export with prefix {prefix!r} ({prefix}_model.h)")
+    raise ExportError(f"--out {out} is not empty and {what}; give a new or empty directory, or an "
+                      "earlier export's directory with its --prefix")
+
+
+def check_fit(name: str, plan, flash: int, device) -> str:
+    """One line saying whether ``plan`` (arena bytes) and ``flash`` (bytes) fit ``device``;
+    :class:`ExportError` with both sets of numbers when they do not."""
+    peak = plan.peak_bytes
+    if device is None:
+        return "no --device given: fit not checked"
+    if device.fits(peak, flash):
+        return (f"fits {device.name} ({device.size_text()}): {(device.sram_bytes - peak) / 1024:,.1f} kB "
+                f"of SRAM and {(device.flash_bytes - flash) / 1024:,.1f} kB of flash left for the rest")
+    short = " and ".join(w for w, bad in (("SRAM", peak > device.sram_bytes),
+                                          ("flash", flash > device.flash_bytes)) if bad)
+    raise ExportError(
+        f"{name} needs {peak / 1024:,.1f} kB of SRAM (arena, {plan.target}) and {flash / 1024:,.1f} kB "
+        f"of flash (weights and constants); {device.name} has {device.sram_bytes // 1024} kB and "
+        f"{device.flash_bytes // 1024} kB: not enough {short}, nothing written. Choose a smaller "
+        "model or --resolution, or a larger --device")
+
+
+# -- sources ------------------------------------------------------------------------------------------
+
+def _from_checkpoint(args, progress) -> Source:
+    from tinyjax.runs import eval_images, load_run, train_images
+
+    if args.resolution:
+        raise ExportError("--resolution applies to --model/--spec; a checkpoint is exported at the "
+                          "resolution it was trained at")
+    progress.status(f"loading the latest checkpoint of {args.checkpoint} (JAX and TensorFlow "
+                    "take a few seconds to import)...")
+    run = load_run(args.checkpoint, args.config)
+    weights = "EMA weights" if run.ema else "weights"
+    what = (f"{run.spec.name} @ {run.spec.resolution}x{run.spec.resolution}: {weights} of step "
+            f"{run.step} of {run.workdir}")
+    return Source(run.spec, run.variables, what, "",
+                  calibration=lambda n, batch: train_images(run, n, batch),
+                  vectors=lambda n: eval_images(run, n)[0])
+
+
+def _random_images(seed: int, n: int, spec) -> np.ndarray:
+    r = spec.resolution
+    return np.random.default_rng(seed).standard_normal((n, r, r, 3)).astype(np.float32)
+
+
+def _random_spec(args):
+    """The spec of ``--model`` / ``--spec`` (cheap: no JAX), at ``--resolution``."""
+    from tinyjax.counting import count
+    from tinyjax.info import check_resolution, resolve_model
+    from tinyjax.zoo import get_spec
+
+    if args.config:
+        raise ExportError("--config applies to --checkpoint only")
+    if args.spec and not Path(args.spec).is_file():
+        raise ExportError(f"spec file {args.spec} not found")
+    spec = resolve_model(args.spec, args.resolution) if args.spec else get_spec(args.model,
+                                                                               args.resolution)
+    check_resolution(spec, count(spec))
+    return spec
+
+
+def _random_weights(spec, progress) -> Source:
+    progress.status(f"building {spec.name} with random weights (JAX takes a few seconds to import)...")
+    from tinyjax.models import EfficientNet, init_variables
+
+    variables = init_variables(EfficientNet(spec), RANDOM_SEED)
+    note = (f"RANDOM WEIGHTS (Flax init, seed {RANDOM_SEED}), calibrated on random images: for "
+            "profiling memory, flash and speed only; the outputs mean nothing.")
+
+    def calibration(n: int, batch: int) -> list[np.ndarray]:
+        images = _random_images(RANDOM_SEED, n, spec)
+        return [images[i:i + batch] for i in range(0, n, batch)]
+
+    return Source(spec, variables, f"{spec.name} @ {spec.resolution}x{spec.resolution}", note,
+                  calibration, vectors=lambda n: _random_images(RANDOM_SEED + 1, n, spec))
+
+
+def calibration_batch(graph) -> int:
+    """Images per calibration batch: the float pass holds every tensor of a batch at once."""
+    per_image = 4 * sum(t.size for t in graph.tensors)
+    return max(1, min(64, CALIBRATION_BATCH_BYTES // max(per_image, 1)))
+
+
+# -- files --------------------------------------------------------------------------------------------
+
+def memory_markdown(name: str, prefix: str, plan, flash: int, fit: str, note: str) -> str:
+    """``memory.md``: the figures (bytes and kB = 1024 B), the fit, and the per-layer table."""
+    from tinyjax.codegen.kernels import get_target
+    from tinyjax.codegen.report import layer_table
+
+    t = get_target(plan.target)
+
+    def row(what: str, n: int) -> str:
+        return f"| {what} | {n:,} | {n / 1024:,.1f} |"
+
+    lines = [f"# Memory of {name} (prefix `{prefix}`)", ""]
+    if note:
+        lines += [f"**{note}**", ""]
+    lines += ["| | bytes | kB |", "|---|---:|---:|",
+              row("peak SRAM: the arena (input image, activations, kernel scratch, alignment)",
+                  plan.peak_bytes),
+              row("lower bound of the arena (no placement of these buffers uses less)",
+                  plan.lower_bound_bytes),
+              row("flash: weights, biases, requantisation parameters, tables (code not included)",
+                  flash), "",
+              f"Target: {t.name} ({t.description}). Device: {fit}.", "",
+              "Per op in execution order (`*`: in place; live kB: every buffer alive during the op; "
+              "offsets in bytes). The picture is `memory.png`.", "",
+              "```text", layer_table(plan), "```", ""]
+    return "\n".join(lines)
+
+
+def write_files(out: Path, files: dict[str, str | bytes]) -> list[Path]:
+    """Write ``files`` (relative path -> content) under ``out`` (created), each atomically."""
+    from tinyjax.files import write_atomic
+
+    written = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for rel, content in files.items():
+            path = out / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written.append(write_atomic(path, content))
+    except OSError as e:
+        raise ExportError(f"cannot write into {out}: {e.strerror or e}") from None
+    return written
+
+
+def _print_written(out: Path, paths: list[Path]) -> None:
+    runtime = [p for p in paths if p.relative_to(out).parts[0] == RUNTIME]
+    for p in paths:
+        if p not in runtime:
+            print(f"wrote {p}")
+    if runtime:
+        print(f"wrote {out / RUNTIME}/ ({len(runtime)} files: the C kernels, start-up code and "
+              "linker script)")
+
+
+# -- main ---------------------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from tinyjax.codegen.emit import c_identifier
+    from tinyjax.codegen.kernels import get_target
+    from tinyjax.devices import get_device
+    from tinyjax.progress import Progress
+
+    prefix = c_identifier(args.prefix)
+    device = get_device(args.device) if args.device else None
+    target = get_target(args.target or (device.core if device else DEFAULT_TARGET)).name
+    out = Path(args.out)
+    check_out_dir(out, prefix)
+
+    with Progress("tinyjax.export", stream=sys.stderr) as progress:
+        from tinyjax.info import memory_plan
+
+        # The fit first: a network that does not fit is refused before the slow steps.
+        if args.checkpoint:
+            source = _from_checkpoint(args, progress)
+            spec = source.spec
+        else:
+            spec = _random_spec(args)
+        progress.status(f"planning the memory of {spec.name} for {target}...")
+        plan, flash = memory_plan(spec, target)
+        fit = check_fit(spec.name, plan, flash, device)
+        if not args.checkpoint:
+            source = _random_weights(spec, progress)
+            print(f"note: {source.note}", flush=True)
+
+        from tinyjax.codegen import interpreter, quantize
+        from tinyjax.codegen.memory import plan_graph
+
+        n_calib = args.calibration or (RANDOM_CALIBRATION if source.note else CHECKPOINT_CALIBRATION)
+        kind = "random" if source.note else "training"
+        progress.status(f"calibrating on {n_calib} {kind} images...")
+        batches = source.calibration(n_calib, calibration_batch(plan.graph))
+        progress.status("quantising to int8...")
+        qmodel = quantize.quantize_variables(spec, source.variables, batches)
+        plan = plan_graph(qmodel.graph, target)
+
+        progress.status(f"computing {args.vectors} test vector(s) with the integer reference...")
+        x = quantize.quantize_input(qmodel, source.vectors(args.vectors))
+        y = interpreter.run_int8(qmodel, x)[qmodel.graph.outputs[0]]
+
+        progress.status(f"writing {out}...")
+        from tinyjax.codegen.emit import emit
+        from tinyjax.codegen.report import plan_png
+
+        files: dict[str, str | bytes] = dict(emit(qmodel, plan, prefix, note=source.note,
+                                                  model_name=spec.name))
+        files["input.bin"] = np.ascontiguousarray(x, np.int8).tobytes()
+        files["expected.bin"] = np.ascontiguousarray(y, np.int8).tobytes()
+        files["memory.md"] = memory_markdown(spec.name, prefix, plan, flash, fit, source.note)
+        files["memory.png"] = plan_png(plan, spec.name)
+        paths = write_files(out, files)
+
+    print(f"exported {source.what}, {len(x)} test vector(s)")
+    print(f"memory ({target}): peak SRAM {plan.peak_bytes / 1024:,.1f} kB ({plan.peak_bytes:,} B; "
+          f"lower bound {plan.lower_bound_bytes / 1024:,.1f} kB), flash {flash / 1024:,.1f} kB "
+          f"({flash:,} B, weights and constants); {fit}")
+    _print_written(out, paths)
+    d = shlex.quote(str(out))
+    print(f"build and check on this machine: make -C {d} host && "
+          f"{shlex.quote(str(out / 'build' / 'host' / (prefix + '_check')))} "
+          f"{shlex.quote(str(out / 'input.bin'))} {shlex.quote(str(out / 'expected.bin'))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, prog="tinyjax.export"))
