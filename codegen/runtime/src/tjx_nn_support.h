@@ -5,7 +5,8 @@
  * Code path: TJX_DSP is 1 when the DSP extension is there (__ARM_FEATURE_DSP and SIMD32, i.e.
  * Cortex-M4/M7), and the operations below are ACLE intrinsics from <arm_acle.h>. Defining
  * TJX_DSP_EMULATION on any other machine selects the same code path with portable C versions of
- * those operations, so the DSP loops are tested bit for bit on the build host too.
+ * those operations, so the DSP loops are tested bit for bit on the build host too. Defining
+ * TJX_PLAIN_C on a DSP core builds the plain-C loops there (to measure what the SIMD paths gain).
  *
  * No C signed overflow anywhere (the sanitizers check): wrap-around arithmetic is done on
  * uint32_t and converted back (GCC converts modulo 2^32).
@@ -19,7 +20,7 @@
 
 #include "arm_nn_types.h"
 
-#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(TJX_PLAIN_C)
 #include <arm_acle.h>
 #define TJX_DSP 1
 #define TJX_DSP_NATIVE 1
