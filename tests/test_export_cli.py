@@ -116,6 +116,25 @@ def test_bad_options_are_one_line_and_write_nothing(argv, message, tmp_path, cap
     assert not out.exists()
 
 
+@pytest.mark.parametrize("where, error", [
+    ("tinyjax.codegen.graph.graph_from_spec", "LoweringError"),
+    ("tinyjax.codegen.graph.graph_from_spec", "GraphError"),
+    ("tinyjax.codegen.quantize.quantize_variables", "QuantizationError"),
+])
+def test_a_network_codegen_cannot_handle_is_one_line_exit_2(where, error, tmp_path, capsys,
+                                                             monkeypatch):
+    import tinyjax.codegen.errors as codegen_errors
+
+    def refuse(*args, **kwargs):
+        raise getattr(codegen_errors, error)("gelu has no int8 kernel")
+
+    monkeypatch.setattr(where, refuse)
+    code, _, err = cli(["--model", "mcunet_in0", "--resolution", "48", "--out", tmp_path / "x"],
+                       capsys)
+    assert code == 2 and "gelu has no int8 kernel" in one_error(err)
+    assert not (tmp_path / "x").exists()
+
+
 def test_a_directory_that_is_not_a_run_says_what_is_missing(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("hello")
     code, _, err = cli(["--checkpoint", tmp_path, "--out", tmp_path / "x"], capsys)
