@@ -54,7 +54,7 @@ __all__ = ["CPUS", "C_STD", "Cpu", "Counted", "SANITIZERS", "Size", "WARNINGS", 
            "build_mcu", "count_instructions", "insn_count_plugin", "require", "run_counted",
            "require_newlib", "run_qemu", "size", "symbol_address", "symbol_size"]
 
-APT_INSTALL = ("apt-get install --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi "
+APT_INSTALL = ("apt-get install --no-install-recommends gcc gcc-arm-none-eabi libnewlib-arm-none-eabi "
                "qemu-system-arm")
 #: the Debian package that provides each tool this module runs
 PACKAGES = {"gcc": "gcc", "arm-none-eabi-gcc": "gcc-arm-none-eabi",
