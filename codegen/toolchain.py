@@ -54,10 +54,10 @@ __all__ = ["CPUS", "C_STD", "Cpu", "Counted", "SANITIZERS", "Size", "WARNINGS", 
            "build_mcu", "count_instructions", "insn_count_plugin", "require", "run_counted",
            "require_newlib", "run_qemu", "size", "symbol_address", "symbol_size"]
 
-APT_INSTALL = ("apt-get install --no-install-recommends gcc gcc-arm-none-eabi libnewlib-arm-none-eabi "
+APT_INSTALL = ("apt-get install --no-install-recommends gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi "
                "qemu-system-arm")
 #: the Debian package that provides each tool this module runs
-PACKAGES = {"gcc": "gcc", "arm-none-eabi-gcc": "gcc-arm-none-eabi",
+PACKAGES = {"gcc": "gcc", "make": "make", "arm-none-eabi-gcc": "gcc-arm-none-eabi",
             "arm-none-eabi-size": "binutils-arm-none-eabi", "arm-none-eabi-nm": "binutils-arm-none-eabi",
             "arm-none-eabi-objdump": "binutils-arm-none-eabi", "qemu-system-arm": "qemu-system-arm"}
 
