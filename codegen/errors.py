@@ -24,3 +24,16 @@ class PlanError(TinyJaxError, ValueError):
 
 class UnknownTargetError(TinyJaxError, ValueError):
     """A target name that is not in ``kernels.TARGETS``; the message lists the valid ones."""
+
+
+class ToolchainError(TinyJaxError, RuntimeError):
+    """A C toolchain step that could not run or failed: a missing tool (the message names the Debian
+    packages to install), a compiler error (:attr:`stderr` holds the compiler's full messages, the
+    message its first error), an emulator run that timed out."""
+
+    def __init__(self, message: str, *, stderr: str = "", command: tuple[str, ...] = ()):
+        super().__init__(message)
+        #: the failing tool's full standard error ('' when it did not run)
+        self.stderr = stderr
+        #: the command line that failed (empty when it did not run)
+        self.command = tuple(command)

@@ -6,13 +6,12 @@ Random cases of every wrapper branch, the in-place depthwise, fully connected, a
 bytes around it. Boards: ``mps2-an500`` (Cortex-M7) and ``mps2-an386`` (Cortex-M4) build the DSP
 path with the real intrinsics, ``mps2-an385`` (Cortex-M3, no DSP extension) the plain path. Needs
 ``arm-none-eabi-gcc``, newlib's rdimon and ``qemu-system-arm`` (REFERENCES.md: MCU toolchain);
-skips without them.
+skips without them, fails without them on CI (``tests/toolchain_gate.py``). Built and run with
+:mod:`tinyjax.codegen.toolchain`.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -30,18 +29,13 @@ from kernel_cases import (
     rand_act,
     weighted_case,
 )
+from toolchain_gate import MCU_TOOLS, require_tools
 
-from tinyjax.codegen import c_runtime, intops
+from tinyjax.codegen import c_runtime, intops, toolchain
 from tinyjax.codegen.graph import Op
 from tinyjax.codegen.ops import OPS
 
 MCU = Path(__file__).resolve().parent / "mcu"
-START = c_runtime.RUNTIME_DIR / "mcu"      # start-up code and linker script (package data)
-BOARDS = {
-    "mps2-an500": ("dsp", ["-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]),
-    "mps2-an386": ("dsp", ["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]),
-    "mps2-an385": ("plain", ["-mcpu=cortex-m3"]),
-}
 
 
 def _array(name: str, a, ctype: str) -> str:
@@ -169,13 +163,6 @@ def cases_c(cases: list[dict]) -> str:
             + f"const int32_t kernel_case_count = {len(cases)};\n")
 
 
-def _tools():
-    tools = [shutil.which(t) for t in ("arm-none-eabi-gcc", "qemu-system-arm")]
-    if None in tools:
-        pytest.skip("arm-none-eabi-gcc and qemu-system-arm are needed (REFERENCES.md: MCU toolchain)")
-    return tools
-
-
 @pytest.fixture(scope="module")
 def cases_source(tmp_path_factory) -> tuple[Path, int]:
     cases = make_cases()
@@ -184,21 +171,15 @@ def cases_source(tmp_path_factory) -> tuple[Path, int]:
     return path, len(cases)
 
 
-@pytest.mark.parametrize("board", [pytest.param("mps2-an500", id="cortex-m7-dsp"),
-                                   pytest.param("mps2-an386", id="cortex-m4-dsp"),
-                                   pytest.param("mps2-an385", id="cortex-m3-plain")])
-def test_kernels_are_bit_exact_on_an_emulated_cortex_m(board, cases_source, tmp_path):
-    cc, qemu = _tools()
-    path_name, cpu = BOARDS[board]
+@pytest.mark.parametrize("cpu", [pytest.param("cortex-m7", id="cortex-m7-dsp"),
+                                 pytest.param("cortex-m4", id="cortex-m4-dsp"),
+                                 pytest.param("cortex-m3", id="cortex-m3-plain")])
+def test_kernels_are_bit_exact_on_an_emulated_cortex_m(cpu, cases_source, tmp_path):
+    require_tools(*MCU_TOOLS)
+    path_name = "dsp" if toolchain.CPUS[cpu].dsp else "plain"
     source, n_cases = cases_source
-    elf = tmp_path / "kernel_check.elf"
-    cmd = [cc, *cpu, "-mthumb", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(MCU),
-           "-I", str(c_runtime.include_dir()), *map(str, c_runtime.sources()), str(START / "startup.c"),
-           str(MCU / "kernel_check.c"), str(source), "--specs=rdimon.specs", "-nostartfiles",
-           "-T", str(START / "mps2.ld"), "-o", str(elf)]
-    build = subprocess.run(cmd, capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run([qemu, "-M", board, "-nographic", "-semihosting", "-kernel", str(elf)],
-                         capture_output=True, text=True, timeout=300)
+    elf = toolchain.build_mcu([*c_runtime.sources(), MCU / "kernel_check.c", source],
+                              [MCU, c_runtime.include_dir()], tmp_path / "kernel_check.elf", cpu)
+    run = toolchain.run_qemu(elf, cpu, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert f"tjx-mcu {path_name}: {n_cases} of {n_cases} cases passed" in run.stdout, run.stdout[-2000:]

@@ -15,7 +15,6 @@ The 200-network sweep and the sanitizer runs of every zoo model are ``slow``.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 from export_support import export, make, random_qmodel
 from family_specs import FAMILIES
+from toolchain_gate import require_tools
 
 from tinyjax.codegen import c_runtime
 from tinyjax.codegen.emit import emit
@@ -40,15 +40,8 @@ SANITIZERS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno
 
 
 def need(*tools: str) -> None:
-    """Skip without the tools, except under CI=true, where a missing tool fails the run."""
-    missing = [t for t in tools if shutil.which(t) is None]
-    if not missing:
-        return
-    msg = f"missing {', '.join(missing)} (.ci/run installs gcc-arm-none-eabi, libnewlib-arm-none-eabi, " \
-          "qemu-system-arm)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(msg + " under CI=true")
-    pytest.skip(msg)
+    """The tools (``"cc"`` is the host compiler): skip without them, fail under CI=true."""
+    require_tools(*("gcc" if t == "cc" else t for t in tools))
 
 
 @pytest.fixture(scope="module")
