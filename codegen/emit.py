@@ -227,7 +227,7 @@ def emit(qmodel: QuantizedModel, plan: GraphPlan, prefix: str = "model", note: s
     values = {
         "prefix": prefix, "PREFIX": prefix.upper(), "model": model_name or prefix,
         "version": __version__, "target": target.name, "path": target.path,
-        "note": "".join(f" * {line}\n" for line in note.splitlines()) + (" *\n" if note else ""),
+        "note": "".join(f" * {line}\n" for line in note.splitlines()),
         "arena_bytes": plan.peak_bytes, "arena_kb": f"{plan.peak_bytes / 1024:.1f}",
         "alignment": plan.memory_plan.alignment, "flash_bytes": n_flash,
         "macs": graph.total_macs(), "ops": sum(1 for c in calls if "status =" in c),
