@@ -58,11 +58,14 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--no-m4", action="store_true", help="count on the Cortex-M7 only")
     p.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     p.add_argument("--keep", metavar="DIR", help="write the exports into DIR and keep them")
+    p.add_argument("--cmsis-nn", metavar="DIR", help="a checkout of Arm's CMSIS-NN (v7): also count the same "
+                   "network linked with it (make CMSIS_NN=DIR), DSP path")
     return p.parse_args(argv)
 
 
-def make(out: Path, target: str, extra: str = "") -> None:
+def make(out: Path, target: str, extra: str = "", cmsis_nn: str | None = None) -> None:
     cmd = ["make", "-s", "-C", str(out), "-j2", target] + ([f"EXTRA_CFLAGS={extra}"] if extra else [])
+    cmd += [f"CMSIS_NN={Path(cmsis_nn).resolve()}"] if cmsis_nn else []
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "MAKEFLAGS": ""})
     if r.returncode != 0:
         raise RuntimeError(f"make {target} in {out} failed:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
@@ -77,23 +80,24 @@ def export(name: str, out: Path) -> None:
         raise RuntimeError(f"export of {name} failed:\n{log.getvalue()}")
 
 
-def instructions(out: Path, cpu: str, plain: bool) -> int:
-    """Instructions inside one model_invoke on ``cpu`` (the check program runs input.bin once)."""
+def instructions(out: Path, cpu: str, plain: bool, cmsis_nn: str | None = None) -> int:
+    """Instructions inside one model_invoke on ``cpu`` (the check program runs input.bin once and
+    compares it with the integer reference's output: a wrong result raises)."""
     from tinyjax.codegen import toolchain
 
-    d = out.parent / f"{out.name}-{cpu}-{'plain' if plain else 'dsp'}"
+    d = out.parent / f"{out.name}-{cpu}-{'plain' if plain else 'dsp'}{'-cmsis' if cmsis_nn else ''}"
     if d.exists():
         shutil.rmtree(d)
     shutil.copytree(out, d, ignore=shutil.ignore_patterns("build", "*.png"))
     target = {"cortex-m7": "cortex-m7", "cortex-m4": "cortex-m4"}[cpu]
-    make(d, target, "-DTJX_PLAIN_C" if plain else "")
+    make(d, target, "-DTJX_PLAIN_C" if plain else "", cmsis_nn)
     calls = toolchain.count_instructions(d / "build" / target / "model_check.elf", cpu, "model_invoke", cwd=d)
     if len(calls) != 1:
         raise RuntimeError(f"expected one call of model_invoke, counted {len(calls)}")
     return calls[0]
 
 
-def measure(name: str, root: Path, cpus: Sequence[str]) -> dict:
+def measure(name: str, root: Path, cpus: Sequence[str], cmsis_nn: str | None) -> dict:
     from tinyjax.codegen import toolchain
     from tinyjax.codegen.graph import graph_from_spec
     from tinyjax.codegen.memory import peak_sram_bytes
@@ -112,6 +116,9 @@ def measure(name: str, root: Path, cpus: Sequence[str]) -> dict:
             n = instructions(out, cpu, plain)
             row[f"{cpu}_{'plain' if plain else 'dsp'}_insns"] = n
             row[f"{cpu}_{'plain' if plain else 'dsp'}_per_mac"] = n / macs
+        if cmsis_nn:
+            n = instructions(out, cpu, False, cmsis_nn)
+            row[f"{cpu}_cmsis_nn_insns"], row[f"{cpu}_cmsis_nn_per_mac"] = n, n / macs
     return row
 
 
@@ -124,8 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from tinyjax.codegen import toolchain
 
-    for tool in ("make", "arm-none-eabi-gcc", "qemu-system-arm"):
-        toolchain.require(tool) if tool != "make" else shutil.which("make") or sys.exit("make is missing")
+    for tool in ("make", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-objdump",
+                 "qemu-system-arm"):
+        toolchain.require(tool)
     cpus = ["cortex-m7"] + ([] if args.no_m4 else ["cortex-m4"])
     t0 = time.time()
     rows = []
@@ -134,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root.mkdir(parents=True, exist_ok=True)
         for name in args.models:
             print(f"{name}: exporting, building, counting on {', '.join(cpus)} ...", flush=True)
-            rows.append(measure(name, root, cpus))
+            rows.append(measure(name, root, cpus, args.cmsis_nn))
     print("\nSTM32H743 peers: TinyEngine and X-CUBE-AI 7.3 (REFERENCES.md); kB = 1024 B; tinyjax: "
           "firmware image on Cortex-M7, arm-none-eabi-size")
     print(f"{'model':22s} {'SRAM kB':>8s} {'TinyEng':>8s} {'X-CUBE':>7s} {'ratio':>13s}   "
@@ -144,11 +152,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sram, flash = r["sram_bytes"] / 1024, r["flash_bytes"] / 1024
         print(f"{paper:22s} {sram:8.1f} {te[0]:8d} {xc[0]:7d} {verdict(sram, (te[0], xc[0])):>13s}   "
               f"{flash:8.1f} {te[1]:8d} {xc[1]:7d} {verdict(flash, (te[1], xc[1])):>13s}")
-    print("\nexecuted instructions per MAC inside model_invoke (QEMU, exact counts), DSP kernels | plain C")
-    head = "".join(f" {c + ' DSP':>15s} {c + ' C':>13s}" for c in cpus)
+    cm = bool(args.cmsis_nn)
+    also = ", Arm's CMSIS-NN (DSP; tinyjax's own kernels where it has none)" if cm else ""
+    print("\nexecuted instructions per MAC inside model_invoke (QEMU, exact counts): tinyjax's DSP kernels, "
+          "its plain-C kernels" + also)
+    head = "".join(f" {c + ' DSP':>15s} {c + ' C':>13s}" + (f" {c + ' CMSIS':>17s}" if cm else "")
+                   for c in cpus)
     print(f"{'model':22s} {'MMACs':>7s}{head}")
     for r in rows:
-        cells = "".join(f" {r[f'{c}_dsp_per_mac']:15.3f} {r[f'{c}_plain_per_mac']:13.3f}" for c in cpus)
+        cells = "".join(f" {r[f'{c}_dsp_per_mac']:15.3f} {r[f'{c}_plain_per_mac']:13.3f}"
+                        + (f" {r[f'{c}_cmsis_nn_per_mac']:17.3f}" if cm else "") for c in cpus)
         print(f"{PEERS[r['model']][0]:22s} {r['macs'] / 1e6:7.2f}{cells}")
     behind_mem = [PEERS[r["model"]][0] for r in rows
                   if r["sram_bytes"] / 1024 > min(PEERS[r["model"]][1][0], PEERS[r["model"]][2][0])

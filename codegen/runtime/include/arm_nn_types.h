@@ -4,9 +4,11 @@
  * Names, members and member order are those of CMSIS-NN v7's Include/arm_nn_types.h, so code
  * written against this header compiles unchanged against the real library (make CMSIS_NN=...).
  * Only the int8 inference subset is declared. Written for tinyjax; no CMSIS-NN code or text.
+ * The include guard is CMSIS-NN's own: when both headers are on the include path (tinyjax's own
+ * kernels next to the real library), whichever comes first defines the types, once.
  */
-#ifndef TJX_ARM_NN_TYPES_H
-#define TJX_ARM_NN_TYPES_H
+#ifndef ARM_NN_TYPES_H
+#define ARM_NN_TYPES_H
 
 #include <stdint.h>
 
@@ -103,4 +105,4 @@ typedef struct
     cmsis_nn_activation activation;
 } cmsis_nn_fc_params;
 
-#endif /* TJX_ARM_NN_TYPES_H */
+#endif /* ARM_NN_TYPES_H */

@@ -29,8 +29,8 @@
  *    buffer the kernel reads that is NULL, misaligned or smaller than its *_get_buffer_size;
  *  - no globals, no static state, no allocation: every function is reentrant.
  */
-#ifndef TJX_ARM_NNFUNCTIONS_H
-#define TJX_ARM_NNFUNCTIONS_H
+#ifndef ARM_NNFUNCTIONS_H
+#define ARM_NNFUNCTIONS_H
 
 #include "arm_nn_types.h"
 
@@ -302,4 +302,4 @@ arm_cmsis_nn_status arm_elementwise_add_s8(const int8_t *input_1_vect,
 }
 #endif
 
-#endif /* TJX_ARM_NNFUNCTIONS_H */
+#endif /* ARM_NNFUNCTIONS_H */
