@@ -132,3 +132,10 @@ def test_the_shipped_formula_is_what_fit_builtin_gives():
         for field in ("lengthscale", "outputscale", "noise", "mean_weight", "mean_bias"):
             assert fresh[key][field] == pytest.approx(shipped[key][field], rel=1e-4, abs=1e-9), field
     assert fresh["points"] == shipped["points"]
+
+
+@pytest.mark.slow
+def test_counted_macs_are_within_2_percent_on_a_dense_grid(formula):
+    targets = [int(t) for t in np.geomspace(20e6, 400e6, 300)]
+    bad = {t: e for t in targets if abs(e := solve(formula, t).error) > 0.02}
+    assert not bad, bad

@@ -33,6 +33,20 @@ def test_flops_100M_prints_the_network_and_writes_a_spec_export_accepts(capsys, 
     assert abs(count(spec).macs / 1e8 - 1) < 0.02
 
 
+def test_train_takes_the_written_spec_file_as_config_spec(capsys, tmp_path):
+    from ml_collections import ConfigDict
+
+    from tinyjax.config import apply_overrides
+    from tinyjax.run_setup import spec_from_config
+
+    path = tmp_path / "rubik.json"
+    assert cli(capsys, "--flops", "30M", "--out", str(path))[0] == 0
+    cfg = apply_overrides(ConfigDict({"model": "tinynet_e", "spec": "", "resolution": 0, "dropout": -1.0}),
+                          [f"spec={path}"])
+    spec = spec_from_config(cfg, num_classes=10)
+    assert spec == ModelSpec.from_json(path.read_text()).with_(num_classes=10)
+
+
 def test_the_module_runs_as_a_program():
     out = subprocess.run([sys.executable, "-m", "tinyjax.search", "--flops", "24M"],
                          capture_output=True, text=True, timeout=120)
