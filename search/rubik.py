@@ -392,6 +392,11 @@ def plot_fit(formula: Formula, path, frontier=None, samples=None) -> Path:
         ax.scatter(*_xy(formula, formula.points, key), s=36, marker="x", c="k", label="fit points")
         ax.set_xlabel("log(MACs / base MACs)")
         ax.set_ylabel(key)
+        base = formula.base_macs / 1e6
+        top = ax.secondary_xaxis("top", functions=(lambda x, b=base: b * np.exp(x),
+                                                   lambda m, b=base: np.log(np.maximum(m, 1e-9) / b)))
+        top.set_xticks([10, 25, 50, 100, 200, 400])
+        top.set_xlabel("MACs (M)")
         ax.set_title(f"{key}(F): {gp.kernel}, ℓ={gp.lengthscale:.2f}, noise={gp.noise:.1e}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
