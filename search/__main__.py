@@ -112,6 +112,8 @@ def _refit(workdir: str):
         raise TinyJaxError(f"--refit {workdir}: not a folder")
     frontier = read_points(wd / "frontier.json")
     samples = read_points(wd / "samples.json") if (wd / "samples.json").is_file() else None
+    print(f"fitting the formula to {len(frontier)} frontier points (GPyTorch, about 20 s)...",
+          file=sys.stderr)
     formula = fit_formula(frontier, source=f"frontier of {wd}")
     _write(wd / "formula.json", formula.to_json() + "\n")
     try:
@@ -125,6 +127,7 @@ def _formula(args):
     from tinyjax.search import rubik
 
     if args.fit_builtin:
+        print("fitting the built-in formula (GPyTorch, about 20 s)...", file=sys.stderr)
         formula = rubik.fit_builtin()
         _write(args.out or rubik.BUILTIN_PATH, formula.to_json() + "\n")
         return formula

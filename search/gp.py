@@ -5,9 +5,10 @@
     GP.from_dict(gp.to_dict())        # JSON round trip (training points, hyper-parameters, noise)
 
 The model: ``y = m(x) + f(x) + ε`` with a linear mean ``m(x) = a·x + b``, ``f ~ GP(0, k)``, ``k`` a
-scaled RBF (or Matérn-5/2) kernel and ``ε ~ N(0, noise)``. Mean weights, kernel length-scale and
-output scale, and the noise variance are all fitted by maximising the exact marginal likelihood
-(L-BFGS from a few initial length-scales, the best optimum kept). Everything runs in float64 so the
+scaled Matérn-5/2 (default) or RBF kernel and ``ε ~ N(0, noise)``. Mean weights, kernel
+length-scale and output scale, and the noise variance are all fitted by maximising the exact
+marginal likelihood (L-BFGS from a few initial length-scales, the best optimum kept), optionally
+within bounds (length-scale from below, noise from above). Everything runs in float64 so the
 numpy posterior equals GPyTorch's to ~1e-10.
 
 This is the only module of the package that imports torch and GPyTorch, and it does so inside

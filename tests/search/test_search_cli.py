@@ -54,10 +54,15 @@ def test_the_module_runs_as_a_program():
     assert "resolution 10" in out.stdout
 
 
-def test_budget_256kB_reports_the_fit_and_the_next_step(capsys):
-    rc, out, err = cli(capsys, "--method", "rubik", "--budget", "256kB")
+def test_budget_256kB_reports_the_fit_and_the_next_step(capsys, tmp_path):
+    from tinyjax.codegen.memory import peak_sram_bytes
+
+    path = tmp_path / "fit.json"
+    rc, out, err = cli(capsys, "--method", "rubik", "--budget", "256kB", "--out", str(path))
     assert rc == 0, err
     assert "peak SRAM" in out and "does not fit" in out
+    peak = peak_sram_bytes(ModelSpec.from_json(path.read_text()))
+    assert peak <= 256 * 1024 and f"peak SRAM   {peak / 1024:.1f} kB" in out
 
 
 @pytest.mark.parametrize("args, match", [
