@@ -278,9 +278,12 @@ class _Curve:
 
 
 def solve(formula: Formula, macs_target: int, res_windows: tuple[int, ...] = RES_WINDOWS) -> Solution:
-    """The network the formula gives for ``macs_target`` (see the module docstring, step 2)."""
-    if isinstance(macs_target, bool) or not isinstance(macs_target, (int, np.integer)) or macs_target < 1:
-        raise FormulaError(f"the MACs target must be a positive integer, got {macs_target!r}")
+    """The network the formula gives for ``macs_target`` MACs (an int, or a float rounded to one;
+    see the module docstring, step 2)."""
+    if (isinstance(macs_target, bool) or not isinstance(macs_target, (int, float, np.integer, np.floating))
+            or not math.isfinite(macs_target) or macs_target < 1):
+        raise FormulaError(f"the MACs target must be a positive number, got {macs_target!r}")
+    macs_target = int(round(macs_target))
     pred = formula.predict(macs_target)
     base_res = formula.base.resolution
     r = max(float(pred["r"][0]), MIN_RESOLUTION / base_res)
