@@ -63,6 +63,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    "else cortex-m7)")
     p.add_argument("--device", metavar="NAME", help="with --method rubik: a board whose SRAM and flash "
                    "are the budget: stm32f412, stm32f746, stm32h743")
+    p.add_argument("--classes", metavar="N", help="classifier outputs of the network (default: the "
+                   "formula's base, 1000); w is solved with this classifier counted")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--formula", metavar="FILE", help="a saved formula JSON (default: the built-in one)")
     src.add_argument("--refit", metavar="WORKDIR", help="fit the formula to WORKDIR/frontier.json "
@@ -92,6 +94,16 @@ def _check_modes(args) -> None:
     if not (args.flops or args.method or args.refit or args.check or args.fit_builtin):
         raise TinyJaxError("nothing to do: give --flops MACS, --method rubik --budget SIZE, "
                            "--refit WORKDIR, --check or --fit-builtin (see --help)")
+
+
+def _classes(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise TinyJaxError(f"--classes must be a positive integer, got {text!r}")
+    return n
 
 
 def _write(path, text: str) -> None:
@@ -182,7 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     target = parse_count(args.flops) if args.flops is not None else None
     budget = _budget_inputs(args) if args.method else None   # bad input fails before any work
+    classes = _classes(args.classes) if args.classes is not None else None
     formula = _formula(args)
+    if classes is not None:
+        formula = formula.with_classes(classes)
     head = f"formula: {formula.source or 'saved'}"   # printed with the first result, not before errors
     if args.check or args.fit_builtin or not (args.method or target):
         print(head)

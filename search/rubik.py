@@ -40,6 +40,7 @@ The formula is evaluated with numpy only; torch and GPyTorch are imported by :fu
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -117,6 +118,14 @@ class Formula:
         r, r_std = self.r.predict(x)
         d, d_std = self.d.predict(x)
         return {"r": r, "r_std": r_std, "d": d, "d_std": d_std}
+
+    def with_classes(self, num_classes: int) -> Formula:
+        """The same curve building networks with ``num_classes`` outputs (a 2-class person detector
+        instead of ImageNet's 1000): r(F) and d(F) and their x axis stay the fitted ones, and w is
+        solved on the counted MACs of the network with the new classifier."""
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise FormulaError(f"the number of classes must be a positive integer, got {num_classes!r}")
+        return dataclasses.replace(self, base=self.base.with_(num_classes=num_classes))
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "source": self.source, "rule": self.rule, "base_macs": self.base_macs,

@@ -50,3 +50,14 @@ def test_1kB_is_refused_naming_the_smallest_peak(formula):
 def test_a_flash_budget_below_the_classifier_is_refused(formula):
     with pytest.raises(FormulaError, match="least flash it needs"):
         largest_within(formula, 256 * KIB, 1024 * KIB)
+
+
+def test_a_two_class_network_fits_256kB_and_1MB(formula):
+    two = formula.with_classes(2)
+    res = largest_within(two, 256 * KIB, 1024 * KIB)
+    spec = res.best.solution.spec
+    assert spec.num_classes == 2 and res.best.fits(256 * KIB, 1024 * KIB)
+    assert res.best.flash == flash_bytes(graph_from_spec(spec)) <= 1024 * KIB
+    assert not res.next.fits(256 * KIB, 1024 * KIB)
+    with pytest.raises(FormulaError):
+        formula.with_classes(0)

@@ -78,6 +78,7 @@ def test_budget_256kB_reports_the_fit_and_the_next_step(capsys, tmp_path):
     (["--method", "rubik"], "needs --budget"),
     (["--method", "rubik", "--budget", "256kB", "--flops", "10M"], "not both"),
     ([], "nothing to do"),
+    (["--flops", "10M", "--classes", "none"], "--classes must be a positive integer"),
     (["--flops", "100M", "--formula", "/nonexistent.json"], "cannot read formula"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, match):
