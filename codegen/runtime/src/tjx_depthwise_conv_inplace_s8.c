@@ -386,8 +386,8 @@ static void band_channel(const dw_band *g, const int8_t *filter_data, int32_t c,
 /*
  * Padded stack band (dilation 1, filters up to 7x7, the padding value -input_offset an int8): the
  * channel's input rows go into a ring of KH rows on the stack, each row with its padding columns
- * holding -input_offset (so that x + input_offset is 0 there) and the rows above and below the
- * input filled with it too. Every output pixel is then an interior window of the band (the input
+ * holding -input_offset (so that x + input_offset is 0 there); window rows above and below the
+ * input point at one more row of it. Every output pixel is then an interior window of the band (the input
  * offset folded into the bias), computed by the unrolled spans with the channel's weights and
  * requantisation in registers. Output rows go straight to their slots when no output row
  * overwrites an input row before it is gathered (checked for the layer), else into the OH*OW
@@ -442,7 +442,41 @@ static TJX_ALWAYS_INLINE int8_t *pspan(const int8_t *const *rows, int32_t sx, in
     {
         const int8_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
         const uint32_t w00 = wq[0], w01 = wq[1], w10 = wq[2], w11 = wq[3], w20 = wq[4], w21 = wq[5];
-        for (int32_t i = 0; i < n; i++)
+        int32_t i = 0;
+        if (sx == 1)
+        {
+            /* two pixels per word of each row: bytes 0-3, pixel 0 taps 0-2, pixel 1 taps 1-3. Pixel 0:
+               (b0, b2).(w0, w2) + b1 * w1 (bottom lanes of (b1, b3) and (w1, w3 = 0)); pixel 1:
+               (b1, b3).(w0, w2) + b2 * w1 (top lane of (b0, b2), bottom lane of (w1, 0)) */
+            for (; i + 2 <= n; i += 2)
+            {
+                const uint32_t v0 = tjx_read_u32(r0);
+                const uint32_t v1 = tjx_read_u32(r1);
+                const uint32_t v2 = tjx_read_u32(r2);
+                const uint32_t e0 = tjx_sxtb16(v0), o0 = tjx_sxtb16_ror8(v0);
+                int32_t a = tjx_smlad(e0, w00, folded);
+                int32_t b = tjx_smlad(o0, w00, folded);
+                a = tjx_smlabb(o0, w01, a);
+                b = tjx_smlatb(e0, w01, b);
+                const uint32_t e1v = tjx_sxtb16(v1), o1 = tjx_sxtb16_ror8(v1);
+                a = tjx_smlad(e1v, w10, a);
+                b = tjx_smlad(o1, w10, b);
+                a = tjx_smlabb(o1, w11, a);
+                b = tjx_smlatb(e1v, w11, b);
+                const uint32_t e2 = tjx_sxtb16(v2), o2 = tjx_sxtb16_ror8(v2);
+                a = tjx_smlad(e2, w20, a);
+                b = tjx_smlad(o2, w20, b);
+                a = tjx_smlabb(o2, w21, a);
+                b = tjx_smlatb(e2, w21, b);
+                out[0] = (int8_t)dw_rq_out(a, mode, mult, shift, e1, hi, oo, lo, hi8);
+                out[step] = (int8_t)dw_rq_out(b, mode, mult, shift, e1, hi, oo, lo, hi8);
+                out += 2 * step;
+                r0 += 2;
+                r1 += 2;
+                r2 += 2;
+            }
+        }
+        for (; i < n; i++)
         {
             int32_t acc = folded;
             const uint32_t v0 = tjx_read_u32(r0);
@@ -468,6 +502,7 @@ static TJX_ALWAYS_INLINE int8_t *pspan(const int8_t *const *rows, int32_t sx, in
         int32_t acc = folded;
         if (kh == 5 && kw == 5)
         {
+#pragma GCC unroll 5
             for (int32_t ky = 0; ky < 5; ky++)
             {
                 const int8_t *r = rows[ky] + ix;
@@ -479,6 +514,7 @@ static TJX_ALWAYS_INLINE int8_t *pspan(const int8_t *const *rows, int32_t sx, in
         }
         else if (kh == 7 && kw == 7)
         {
+#pragma GCC unroll 7
             for (int32_t ky = 0; ky < 7; ky++)
             {
                 const int8_t *r = rows[ky] + ix;
@@ -501,17 +537,51 @@ static TJX_ALWAYS_INLINE int8_t *pspan(const int8_t *const *rows, int32_t sx, in
     return out;
 }
 
-/* padded row pr (input row pr - py, or padding) into its ring slot */
-static void pband_row(const dw_pband *g, const int8_t *data, int32_t c, int32_t pr, int8_t *band)
-{
-    int8_t *dst = band + (pr % g->kh) * g->pw + g->px;
-    const int32_t r = pr - g->py;
-    const int32_t w = g->in_w;
-    if (r < 0 || r >= g->in_h)
-    {
-        memset(dst, (int8_t)-g->input_offset, (size_t)w);
-        return;
+#if defined(__GNUC__)
+#define DW_NOINLINE __attribute__((noinline))
+#else
+#define DW_NOINLINE
+#endif
+/* the spans as functions of their own (registers for one loop), one per filter size and mode */
+typedef int8_t *(*dw_span_fn)(const int8_t *const *rows, int32_t sx, int32_t n, const uint32_t *wq,
+                              const int32_t *w, int32_t folded, const dw_rq *q, int8_t *out, int32_t step,
+                              int32_t kh, int32_t kw);
+#define DW_SPAN(name, K, M)                                                                                    \
+    static DW_NOINLINE int8_t *name(const int8_t *const *rows, int32_t sx, int32_t n,            \
+                                                  const uint32_t *wq, const int32_t *w, int32_t folded,        \
+                                                  const dw_rq *q, int8_t *out, int32_t step, int32_t kh,       \
+                                                  int32_t kw)                                                  \
+    {                                                                                                          \
+        (void)kh;                                                                                              \
+        (void)kw;                                                                                              \
+        return pspan(rows, sx, n, wq, w, folded, q, out, step, K, K, M);                                       \
     }
+DW_SPAN(pspan3_slow, 3, 0)
+DW_SPAN(pspan3_fast, 3, 1)
+DW_SPAN(pspan3_ssat, 3, 2)
+DW_SPAN(pspan5_slow, 5, 0)
+DW_SPAN(pspan5_fast, 5, 1)
+DW_SPAN(pspan5_ssat, 5, 2)
+DW_SPAN(pspan7_slow, 7, 0)
+DW_SPAN(pspan7_fast, 7, 1)
+DW_SPAN(pspan7_ssat, 7, 2)
+
+static DW_NOINLINE int8_t *pspan_any(const int8_t *const *rows, int32_t sx, int32_t n,
+                                                   const uint32_t *wq, const int32_t *w, int32_t folded,
+                                                   const dw_rq *q, int8_t *out, int32_t step, int32_t kh, int32_t kw)
+{
+    return pspan(rows, sx, n, wq, w, folded, q, out, step, kh, kw, 0);
+}
+
+static const dw_span_fn dw_spans[3][3] = {{pspan3_slow, pspan3_fast, pspan3_ssat},
+                                          {pspan5_slow, pspan5_fast, pspan5_ssat},
+                                          {pspan7_slow, pspan7_fast, pspan7_ssat}};
+
+/* input row r into its ring slot (between the padding columns) */
+static void pband_row(const dw_pband *g, const int8_t *data, int32_t c, int32_t r, int8_t *band)
+{
+    int8_t *dst = band + (r % g->kh) * g->pw + g->px;
+    const int32_t w = g->in_w;
     const int8_t *src = data + (int64_t)r * w * g->c_n + c;
     const int32_t step = g->c_n;
     const int32_t step2 = 2 * step;
@@ -542,49 +612,44 @@ static TJX_ALWAYS_INLINE void pband_channel_k(const dw_pband *g, const int8_t *f
     int32_t wsum = 0;
     const int32_t words = (kw + 3) >> 2;
     const int32_t c_n = g->c_n;
+    const int8_t *f = filter_data + c;
+    for (int32_t k = 0; k < kh * kw; k++)
+    {
+        w[k] = *f;
+        wsum += *f;
+        f += c_n;
+    }
     for (int32_t ky = 0; ky < kh; ky++)
     {
-        int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int32_t kx = 0; kx < kw; kx++)
-        {
-            t[kx] = filter_data[(ky * kw + kx) * c_n + c];
-            w[ky * kw + kx] = t[kx];
-            wsum += t[kx];
-        }
+        const int32_t *wr = w + ky * kw;
         for (int32_t gi = 0; gi < words; gi++)
         {
-            wq[ky * 2 * words + 2 * gi] = tjx_pack16(t[4 * gi], t[4 * gi + 2]);
-            wq[ky * 2 * words + 2 * gi + 1] = tjx_pack16(t[4 * gi + 1], t[4 * gi + 3]);
+            const int32_t k = 4 * gi;
+            wq[ky * 2 * words + 2 * gi] = tjx_pack16(wr[k], k + 2 < kw ? wr[k + 2] : 0);
+            wq[ky * 2 * words + 2 * gi + 1] = tjx_pack16(k + 1 < kw ? wr[k + 1] : 0, k + 3 < kw ? wr[k + 3] : 0);
         }
     }
     const int32_t folded = tjx_mac(bias, g->input_offset, wsum);
     const int32_t step = g->direct ? c_n : 1;
     int8_t *out = g->direct ? data + c : tmp;
-    int32_t next = 0; /* first padded row not gathered */
+    const dw_span_fn span = (kh == kw && (kh == 3 || kh == 5 || kh == 7)) ? dw_spans[kh / 2 - 1][q->mode] : pspan_any;
+    int32_t next = 0; /* first input row not gathered */
+    const int8_t *pad_row = band + kh * g->pw;
     for (int32_t oy = 0; oy < g->out_h; oy++)
     {
-        const int32_t pr0 = oy * g->sy;
-        for (; next < pr0 + kh; next++)
+        const int32_t iy = oy * g->sy - g->py;
+        const int32_t last = TJX_MIN(iy + kh, g->in_h);
+        for (; next < last; next++)
         {
             pband_row(g, data, c, next, band);
         }
         const int8_t *rows[DW_MAX_K];
         for (int32_t ky = 0; ky < kh; ky++)
         {
-            rows[ky] = band + ((pr0 + ky) % kh) * g->pw;
+            const int32_t r = iy + ky;
+            rows[ky] = (r >= 0 && r < g->in_h) ? band + (r % kh) * g->pw : pad_row;
         }
-        if (q->mode == 2)
-        {
-            out = pspan(rows, g->sx, g->out_w, wq, w, folded, q, out, step, kh, kw, 2);
-        }
-        else if (q->mode == 1)
-        {
-            out = pspan(rows, g->sx, g->out_w, wq, w, folded, q, out, step, kh, kw, 1);
-        }
-        else
-        {
-            out = pspan(rows, g->sx, g->out_w, wq, w, folded, q, out, step, kh, kw, 0);
-        }
+        out = span(rows, g->sx, g->out_w, wq, w, folded, q, out, step, kh, kw);
     }
     if (!g->direct)
     {
@@ -630,7 +695,7 @@ static int32_t pband_setup(dw_pband *g)
     /* columns: padding, the row, and every window's words (4 bytes per started group of 4 taps) */
     const int32_t reach = (g->out_w - 1) * g->sx + 4 * ((g->kw + 3) >> 2);
     g->pw = TJX_MAX(g->px + g->in_w, reach);
-    if ((int64_t)g->pw * g->kh > DW_PBAND_MAX)
+    if ((int64_t)g->pw * (g->kh + 1) > DW_PBAND_MAX) /* KH ring rows and a padding row */
     {
         return 0;
     }
@@ -734,7 +799,7 @@ arm_cmsis_nn_status tjx_depthwise_conv_inplace_s8(const cmsis_nn_context *ctx,
     if (p->dilation.h == 1 && p->dilation.w == 1 && g.sy >= 1 && g.sx >= 1 && pband_setup(&pg))
     {
         int8_t band[DW_PBAND_MAX];
-        memset(band, (int8_t)-pg.input_offset, (size_t)(pg.pw * pg.kh));
+        memset(band, (int8_t)-pg.input_offset, (size_t)(pg.pw * (pg.kh + 1)));
         for (int32_t c = 0; c < c_n; c++)
         {
             const dw_rq q = dw_rq_make(quant_params->multiplier[c], quant_params->shift[c], pg.output_offset,
