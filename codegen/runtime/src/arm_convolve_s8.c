@@ -557,17 +557,25 @@ static inline void pw_dot_1x2(const int8_t *x, const int8_t *w0, int32_t n, uint
     acc[1] = a1;
 }
 
-/* one output: requantise (fast: tjx_rq_fast, known at the call), offset and clamp */
-static TJX_ALWAYS_INLINE int8_t pw_out(const tjx_rq *q, int32_t fast, int32_t acc, int32_t out_offset, int32_t act_min,
+/* one output: requantise, offset and clamp. mode (known at the call) 2: tjx_rq_fast with the output
+   offset folded (tjx_rq_fold_offset) and the full int8 range (SSAT); 1: folded, clamp; 0: exact form */
+static TJX_ALWAYS_INLINE int8_t pw_out(const tjx_rq *q, int32_t mode, int32_t acc, int32_t out_offset, int32_t act_min,
                             int32_t act_max)
 {
-    const int32_t r = fast ? tjx_rq_fast(acc, q->mult, q->hi, q->e1) : tjx_requantize(acc, q->mult, q->shift);
-    return tjx_clamp_s8(r + out_offset, act_min, act_max);
+    if (mode == 2)
+    {
+        return (int8_t)tjx_ssat8(tjx_rq_fast(acc, q->mult, q->hi, q->e1));
+    }
+    if (mode == 1)
+    {
+        return tjx_clamp_s8(tjx_rq_fast(acc, q->mult, q->hi, q->e1), act_min, act_max);
+    }
+    return tjx_clamp_s8(tjx_requantize(acc, q->mult, q->shift) + out_offset, act_min, act_max);
 }
 
-/* output channels oc and oc + 1 (filter rows w, w + in_c) for every pixel; fast: both tjx_rq fast */
+/* output channels oc and oc + 1 (filter rows w, w + in_c) for every pixel; mode: pw_out's */
 static TJX_ALWAYS_INLINE void pw_two_channels(const pw_geometry *g, const int8_t *w, const tjx_rq *q0,
-                                              const tjx_rq *q1, int32_t b0, int32_t b1, int8_t *o, int32_t fast)
+                                              const tjx_rq *q1, int32_t b0, int32_t b1, int8_t *o, int32_t mode)
 {
     const int32_t n = g->in_c;
     const int32_t out_c = g->out_c;
@@ -585,10 +593,10 @@ static TJX_ALWAYS_INLINE void pw_two_channels(const pw_geometry *g, const int8_t
             {
                 int32_t acc[4] = {b0, b0, b1, b1};
                 pw_dot_2x2(x, w, n, off2, g->input_offset, acc);
-                o[0] = pw_out(q0, fast, acc[0], out_offset, act_min, act_max);
-                o[1] = pw_out(q1, fast, acc[2], out_offset, act_min, act_max);
-                o[out_c] = pw_out(q0, fast, acc[1], out_offset, act_min, act_max);
-                o[out_c + 1] = pw_out(q1, fast, acc[3], out_offset, act_min, act_max);
+                o[0] = pw_out(q0, mode, acc[0], out_offset, act_min, act_max);
+                o[1] = pw_out(q1, mode, acc[2], out_offset, act_min, act_max);
+                o[out_c] = pw_out(q0, mode, acc[1], out_offset, act_min, act_max);
+                o[out_c + 1] = pw_out(q1, mode, acc[3], out_offset, act_min, act_max);
                 x += 2 * n;
                 o += 2 * out_c;
             }
@@ -597,8 +605,8 @@ static TJX_ALWAYS_INLINE void pw_two_channels(const pw_geometry *g, const int8_t
         {
             int32_t acc[2] = {b0, b1};
             pw_dot_1x2(x, w, n, off2, g->input_offset, acc);
-            o[0] = pw_out(q0, fast, acc[0], out_offset, act_min, act_max);
-            o[1] = pw_out(q1, fast, acc[1], out_offset, act_min, act_max);
+            o[0] = pw_out(q0, mode, acc[0], out_offset, act_min, act_max);
+            o[1] = pw_out(q1, mode, acc[1], out_offset, act_min, act_max);
             x += g->px_step;
             o += out_c;
         }
@@ -617,13 +625,21 @@ static void pointwise_dsp(const pw_geometry *g,
     for (; oc + 2 <= out_c; oc += 2)
     {
         const int8_t *w = filter_data + oc * n;
-        const tjx_rq q0 = tjx_rq_make(quant_params->multiplier[oc], quant_params->shift[oc]);
-        const tjx_rq q1 = tjx_rq_make(quant_params->multiplier[oc + 1], quant_params->shift[oc + 1]);
+        tjx_rq q0 = tjx_rq_make(quant_params->multiplier[oc], quant_params->shift[oc]);
+        tjx_rq q1 = tjx_rq_make(quant_params->multiplier[oc + 1], quant_params->shift[oc + 1]);
         const int32_t b0 = bias_data ? bias_data[oc] : 0;
         const int32_t b1 = bias_data ? bias_data[oc + 1] : 0;
-        if (q0.fast && q1.fast)
+        tjx_rq f0 = q0, f1 = q1;
+        if (tjx_rq_fold_offset(&f0, g->output_offset) && tjx_rq_fold_offset(&f1, g->output_offset))
         {
-            pw_two_channels(g, w, &q0, &q1, b0, b1, out + oc, 1);
+            if (g->act_min == -128 && g->act_max == 127)
+            {
+                pw_two_channels(g, w, &f0, &f1, b0, b1, out + oc, 2);
+            }
+            else
+            {
+                pw_two_channels(g, w, &f0, &f1, b0, b1, out + oc, 1);
+            }
         }
         else
         {
