@@ -167,44 +167,48 @@ typedef struct
     int32_t reorder; /* store groups of four entries as 0, 2, 1, 3 (DSP dot product) */
 } im2col_geometry;
 
-static int32_t column_slot(int32_t i, int32_t cols4, int32_t reorder)
-{
-    if (!reorder || i >= cols4)
-    {
-        return i;
-    }
-    const int32_t r = i & 3;
-    return (i & ~3) | ((r & 1) << 1) | (r >> 1);
-}
-
-/* The column of output pixel (oy, ox) over input channels ch0 .. ch0 + kc - 1. */
+/* The column of output pixel (oy, ox) over input channels ch0 .. ch0 + kc - 1, in natural order,
+   then (reorder) each whole group of four entries as 0, 2, 1, 3: words (e0, e1), (e2, e3) become
+   (e0, e2), (e1, e3). */
 static void fill_column(int16_t *col, const im2col_geometry *g, int32_t oy, int32_t ox, int32_t ch0)
 {
-    const int32_t cols4 = (g->kh * g->kw * g->kc) & ~3;
-    int32_t i = 0;
+    const int32_t kc = g->kc;
+    const int16_t off = (int16_t)g->input_offset;
+    int16_t *dst = col;
     for (int32_t ky = 0; ky < g->kh; ky++)
     {
         const int32_t iy = oy * g->sy - g->py + ky * g->dy;
         const int32_t row_ok = iy >= 0 && iy < g->in_h && !(g->up_y && (iy & 1));
-        for (int32_t kx = 0; kx < g->kw; kx++, i += g->kc)
+        const int8_t *row = row_ok ? g->input + (iy >> g->up_y) * g->row_w * g->in_c + ch0 : g->input;
+        for (int32_t kx = 0; kx < g->kw; kx++, dst += kc)
         {
             const int32_t ix = ox * g->sx - g->px + kx * g->dx;
             if (row_ok && ix >= 0 && ix < g->in_w && !(g->up_x && (ix & 1)))
             {
-                const int8_t *src =
-                    g->input + ((iy >> g->up_y) * g->row_w + (ix >> g->up_x)) * g->in_c + ch0;
-                for (int32_t c = 0; c < g->kc; c++)
+                const int8_t *src = row + (ix >> g->up_x) * g->in_c;
+                for (int32_t c = 0; c < kc; c++)
                 {
-                    col[column_slot(i + c, cols4, g->reorder)] = (int16_t)(src[c] + g->input_offset);
+                    dst[c] = (int16_t)(src[c] + off);
                 }
             }
             else
             {
-                for (int32_t c = 0; c < g->kc; c++)
+                for (int32_t c = 0; c < kc; c++)
                 {
-                    col[column_slot(i + c, cols4, g->reorder)] = 0;
+                    dst[c] = 0;
                 }
             }
+        }
+    }
+    if (g->reorder)
+    {
+        const int32_t cols4 = (g->kh * g->kw * kc) & ~3;
+        for (int32_t i = 0; i < cols4; i += 4)
+        {
+            const uint32_t a = tjx_read_u32(col + i);
+            const uint32_t b = tjx_read_u32(col + i + 2);
+            tjx_write_u32(col + i, (a & 0xFFFFu) | (b << 16));
+            tjx_write_u32(col + i + 2, (a >> 16) | (b & 0xFFFF0000u));
         }
     }
 }
@@ -260,6 +264,34 @@ static int32_t dot_column_dsp(const int8_t *w, const int16_t *col, int32_t cols,
         acc = tjx_mac(acc, w[i], col[i]);
     }
     return acc;
+}
+#endif
+
+#if TJX_DSP
+/* two outputs of one channel: requantised (tjx_rq_fast with the output offset folded where it
+   applies, SSAT for the full int8 range; else the exact form), offset and clamped */
+static TJX_ALWAYS_INLINE void im2col_out2(int32_t acc0, int32_t acc1, int32_t mult, int32_t shift, int32_t out_offset,
+                                          int32_t act_min, int32_t act_max, int32_t full, int8_t *o0, int8_t *o1)
+{
+    tjx_rq q = tjx_rq_make(mult, shift);
+    if (tjx_rq_fold_offset(&q, out_offset))
+    {
+        const int32_t r0 = tjx_rq_fast(acc0, q.mult, q.hi, q.e1);
+        const int32_t r1 = tjx_rq_fast(acc1, q.mult, q.hi, q.e1);
+        if (full)
+        {
+            *o0 = (int8_t)tjx_ssat8(r0);
+            *o1 = (int8_t)tjx_ssat8(r1);
+        }
+        else
+        {
+            *o0 = tjx_clamp_s8(r0, act_min, act_max);
+            *o1 = tjx_clamp_s8(r1, act_min, act_max);
+        }
+        return;
+    }
+    *o0 = tjx_requantize_s8(acc0, mult, shift, out_offset, act_min, act_max);
+    *o1 = tjx_requantize_s8(acc1, mult, shift, out_offset, act_min, act_max);
 }
 #endif
 
@@ -325,6 +357,9 @@ static arm_cmsis_nn_status im2col_convolve(const cmsis_nn_context *ctx,
     const int32_t out_offset = conv_params->output_offset;
     const int32_t act_min = conv_params->activation.min;
     const int32_t act_max = conv_params->activation.max;
+#if TJX_DSP
+    const int32_t full = act_min == -128 && act_max == 127;
+#endif
 
     for (int32_t b = 0; b < input_dims->n; b++)
     {
@@ -344,9 +379,8 @@ static arm_cmsis_nn_status im2col_convolve(const cmsis_nn_context *ctx,
                     int32_t acc0 = bias_data ? bias_data[oc] : 0;
                     int32_t acc1 = acc0;
                     dot_two_columns_dsp(filter_data + oc * cols, col0, col1, cols, &acc0, &acc1);
-                    out[p * out_c + oc] = tjx_requantize_s8(acc0, mult[oc], shift[oc], out_offset, act_min, act_max);
-                    out[(p + 1) * out_c + oc] =
-                        tjx_requantize_s8(acc1, mult[oc], shift[oc], out_offset, act_min, act_max);
+                    im2col_out2(acc0, acc1, mult[oc], shift[oc], out_offset, act_min, act_max, full,
+                                &out[p * out_c + oc], &out[(p + 1) * out_c + oc]);
                 }
             }
 #endif
