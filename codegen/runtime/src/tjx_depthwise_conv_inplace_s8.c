@@ -391,7 +391,9 @@ static void band_channel(const dw_band *g, const int8_t *filter_data, int32_t c,
  * offset folded into the bias), computed by the unrolled spans with the channel's weights and
  * requantisation in registers. Output rows go straight to their slots when no output row
  * overwrites an input row before it is gathered (checked for the layer), else into the OH*OW
- * temporary, scattered at the end of the channel.
+ * temporary, scattered at the end of the channel. When every padded row the windows reach fits (small planes),
+ * the band is the whole padded plane instead: the channel's rows are gathered first (so outputs
+ * always go straight to their slots) and one span call covers all output rows.
  */
 #define DW_PBAND_MAX 1024 /* bytes of stack for the band */
 
@@ -399,6 +401,8 @@ typedef struct
 {
     int32_t in_h, in_w, out_h, out_w, kh, kw, sy, sx, py, px, c_n, pw;
     int32_t input_offset, output_offset, act_min, act_max, direct;
+    int32_t plane; /* rows: every padded row the windows reach (ph of them), gathered first; else the ring */
+    int32_t ph;
 } dw_pband;
 
 /* requantisation of one channel: mode 2 fast with ssat (full int8 range), 1 fast with clamp, 0 slow */
@@ -545,16 +549,25 @@ static TJX_ALWAYS_INLINE int8_t *pspan(const int8_t *const *rows, int32_t sx, in
 /* the spans as functions of their own (registers for one loop), one per filter size and mode */
 typedef int8_t *(*dw_span_fn)(const int8_t *const *rows, int32_t sx, int32_t n, const uint32_t *wq,
                               const int32_t *w, int32_t folded, const dw_rq *q, int8_t *out, int32_t step,
-                              int32_t kh, int32_t kw);
+                              int32_t kh, int32_t kw, int32_t nrows, int32_t row_step);
 #define DW_SPAN(name, K, M)                                                                                    \
     static DW_NOINLINE int8_t *name(const int8_t *const *rows, int32_t sx, int32_t n,            \
                                                   const uint32_t *wq, const int32_t *w, int32_t folded,        \
                                                   const dw_rq *q, int8_t *out, int32_t step, int32_t kh,       \
-                                                  int32_t kw)                                                  \
+                                                  int32_t kw, int32_t nrows, int32_t row_step)                 \
     {                                                                                                          \
         (void)kh;                                                                                              \
         (void)kw;                                                                                              \
-        return pspan(rows, sx, n, wq, w, folded, q, out, step, K, K, M);                                       \
+        for (int32_t oy = 0; oy < nrows; oy++)                                                                 \
+        {                                                                                                      \
+            const int8_t *rr[K];                                                                               \
+            for (int32_t ky = 0; ky < K; ky++)                                                                 \
+            {                                                                                                  \
+                rr[ky] = rows[ky] + oy * row_step;                                                             \
+            }                                                                                                  \
+            out = pspan(rr, sx, n, wq, w, folded, q, out, step, K, K, M);                                      \
+        }                                                                                                      \
+        return out;                                                                                            \
     }
 DW_SPAN(pspan3_slow, 3, 0)
 DW_SPAN(pspan3_fast, 3, 1)
@@ -568,19 +581,29 @@ DW_SPAN(pspan7_ssat, 7, 2)
 
 static DW_NOINLINE int8_t *pspan_any(const int8_t *const *rows, int32_t sx, int32_t n,
                                                    const uint32_t *wq, const int32_t *w, int32_t folded,
-                                                   const dw_rq *q, int8_t *out, int32_t step, int32_t kh, int32_t kw)
+                                                   const dw_rq *q, int8_t *out, int32_t step, int32_t kh, int32_t kw,
+                                                   int32_t nrows, int32_t row_step)
 {
-    return pspan(rows, sx, n, wq, w, folded, q, out, step, kh, kw, 0);
+    for (int32_t oy = 0; oy < nrows; oy++)
+    {
+        const int8_t *rr[DW_MAX_K];
+        for (int32_t ky = 0; ky < kh; ky++)
+        {
+            rr[ky] = rows[ky] + oy * row_step;
+        }
+        out = pspan(rr, sx, n, wq, w, folded, q, out, step, kh, kw, 0);
+    }
+    return out;
 }
 
 static const dw_span_fn dw_spans[3][3] = {{pspan3_slow, pspan3_fast, pspan3_ssat},
                                           {pspan5_slow, pspan5_fast, pspan5_ssat},
                                           {pspan7_slow, pspan7_fast, pspan7_ssat}};
 
-/* input row r into its ring slot (between the padding columns) */
-static void pband_row(const dw_pband *g, const int8_t *data, int32_t c, int32_t r, int8_t *band)
+/* input row r into the band row at row (between the padding columns) */
+static void pband_row(const dw_pband *g, const int8_t *data, int32_t c, int32_t r, int8_t *row)
 {
-    int8_t *dst = band + (r % g->kh) * g->pw + g->px;
+    int8_t *dst = row + g->px;
     const int32_t w = g->in_w;
     const int8_t *src = data + (int64_t)r * w * g->c_n + c;
     const int32_t step = g->c_n;
@@ -633,6 +656,22 @@ static TJX_ALWAYS_INLINE void pband_channel_k(const dw_pband *g, const int8_t *f
     const int32_t step = g->direct ? c_n : 1;
     int8_t *out = g->direct ? data + c : tmp;
     const dw_span_fn span = (kh == kw && (kh == 3 || kh == 5 || kh == 7)) ? dw_spans[kh / 2 - 1][q->mode] : pspan_any;
+    if (g->plane)
+    {
+        /* every row first (so outputs go straight to their slots), then one span call */
+        const int32_t n_in = TJX_MIN(g->in_h, g->ph - g->py);
+        for (int32_t r = 0; r < n_in; r++)
+        {
+            pband_row(g, data, c, r, band + (g->py + r) * g->pw);
+        }
+        const int8_t *prow[DW_MAX_K];
+        for (int32_t ky = 0; ky < kh; ky++)
+        {
+            prow[ky] = band + ky * g->pw;
+        }
+        (void)span(prow, g->sx, g->out_w, wq, w, folded, q, data + c, c_n, kh, kw, g->out_h, g->sy * g->pw);
+        return;
+    }
     int32_t next = 0; /* first input row not gathered */
     const int8_t *pad_row = band + kh * g->pw;
     for (int32_t oy = 0; oy < g->out_h; oy++)
@@ -641,7 +680,7 @@ static TJX_ALWAYS_INLINE void pband_channel_k(const dw_pband *g, const int8_t *f
         const int32_t last = TJX_MIN(iy + kh, g->in_h);
         for (; next < last; next++)
         {
-            pband_row(g, data, c, next, band);
+            pband_row(g, data, c, next, band + (next % kh) * g->pw);
         }
         const int8_t *rows[DW_MAX_K];
         for (int32_t ky = 0; ky < kh; ky++)
@@ -649,7 +688,7 @@ static TJX_ALWAYS_INLINE void pband_channel_k(const dw_pband *g, const int8_t *f
             const int32_t r = iy + ky;
             rows[ky] = (r >= 0 && r < g->in_h) ? band + (r % kh) * g->pw : pad_row;
         }
-        out = span(rows, g->sx, g->out_w, wq, w, folded, q, out, step, kh, kw);
+        out = span(rows, g->sx, g->out_w, wq, w, folded, q, out, step, kh, kw, 1, 0);
     }
     if (!g->direct)
     {
@@ -695,6 +734,13 @@ static int32_t pband_setup(dw_pband *g)
     /* columns: padding, the row, and every window's words (4 bytes per started group of 4 taps) */
     const int32_t reach = (g->out_w - 1) * g->sx + 4 * ((g->kw + 3) >> 2);
     g->pw = TJX_MAX(g->px + g->in_w, reach);
+    g->ph = (g->out_h - 1) * g->sy + g->kh;
+    g->plane = (int64_t)g->pw * g->ph <= DW_PBAND_MAX;
+    if (g->plane)
+    {
+        g->direct = 1;
+        return 1;
+    }
     if ((int64_t)g->pw * (g->kh + 1) > DW_PBAND_MAX) /* KH ring rows and a padding row */
     {
         return 0;
@@ -799,7 +845,7 @@ arm_cmsis_nn_status tjx_depthwise_conv_inplace_s8(const cmsis_nn_context *ctx,
     if (p->dilation.h == 1 && p->dilation.w == 1 && g.sy >= 1 && g.sx >= 1 && pband_setup(&pg))
     {
         int8_t band[DW_PBAND_MAX];
-        memset(band, (int8_t)-pg.input_offset, (size_t)(pg.pw * (pg.kh + 1)));
+        memset(band, (int8_t)-pg.input_offset, (size_t)(pg.pw * (pg.plane ? pg.ph : pg.kh + 1)));
         for (int32_t c = 0; c < c_n; c++)
         {
             const dw_rq q = dw_rq_make(quant_params->multiplier[c], quant_params->shift[c], pg.output_offset,
