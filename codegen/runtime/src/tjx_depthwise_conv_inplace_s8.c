@@ -501,7 +501,45 @@ static TJX_ALWAYS_INLINE int8_t *pspan(const int8_t *const *rows, int32_t sx, in
         return out;
     }
     int32_t ix = 0;
-    for (int32_t i = 0; i < n; i++)
+    int32_t i = 0;
+    if (kh == 7 && kw == 7 && sx == 1)
+    {
+        /* two pixels per pair of words of each row (bytes 0-7; pixel 0 taps 0-6, pixel 1 taps 1-7):
+           pixel 0 as below; pixel 1: (b1, b3).(w0, w2) + (b5, b7).(w4, w6) + (b4, b6).(w3, w5) + b2 * w1 */
+        uint32_t w35[7];
+        for (int32_t ky = 0; ky < 7; ky++)
+        {
+            w35[ky] = (wq[4 * ky + 1] >> 16) | (wq[4 * ky + 3] << 16);
+        }
+        for (; i + 2 <= n; i += 2)
+        {
+            int32_t a = folded;
+            int32_t b = folded;
+#pragma GCC unroll 7
+            for (int32_t ky = 0; ky < 7; ky++)
+            {
+                const int8_t *r = rows[ky] + ix;
+                const uint32_t v = tjx_read_u32(r);
+                const uint32_t u = tjx_read_u32(r + 4);
+                const uint32_t ve = tjx_sxtb16(v), vo = tjx_sxtb16_ror8(v);
+                const uint32_t ue = tjx_sxtb16(u), uo = tjx_sxtb16_ror8(u);
+                const uint32_t w02 = wq[4 * ky], w13 = wq[4 * ky + 1], w46 = wq[4 * ky + 2];
+                a = tjx_smlad(ve, w02, a);
+                b = tjx_smlad(vo, w02, b);
+                a = tjx_smlad(vo, w13, a);
+                b = tjx_smlatb(ve, w13, b);
+                a = tjx_smlad(ue, w46, a);
+                b = tjx_smlad(uo, w46, b);
+                a = tjx_smlad(uo, wq[4 * ky + 3], a);
+                b = tjx_smlad(ue, w35[ky], b);
+            }
+            out[0] = (int8_t)dw_rq_out(a, mode, mult, shift, e1, hi, oo, lo, hi8);
+            out[step] = (int8_t)dw_rq_out(b, mode, mult, shift, e1, hi, oo, lo, hi8);
+            out += 2 * step;
+            ix += 2;
+        }
+    }
+    for (; i < n; i++)
     {
         int32_t acc = folded;
         if (kh == 5 && kw == 5)
