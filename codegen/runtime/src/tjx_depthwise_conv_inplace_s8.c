@@ -539,6 +539,38 @@ static TJX_ALWAYS_INLINE int8_t *pspan(const int8_t *const *rows, int32_t sx, in
             ix += 2;
         }
     }
+    if (kh == 5 && kw == 5 && sx == 1)
+    {
+        /* two pixels per pair of words of each row (pixel 0 taps 0-4, pixel 1 taps 1-5): pixel 0:
+           (b0, b2).(w0, w2) + (b1, b3).(w1, w3) + b4 * w4; pixel 1: (b1, b3).(w0, w2) + b2 * w1 +
+           b4 * w3 + b5 * w4 (lanes of the SXTB16 words times lanes of (w1, w3) and (w4, 0)) */
+        for (; i + 2 <= n; i += 2)
+        {
+            int32_t a = folded;
+            int32_t b = folded;
+#pragma GCC unroll 5
+            for (int32_t ky = 0; ky < 5; ky++)
+            {
+                const int8_t *r = rows[ky] + ix;
+                const uint32_t v = tjx_read_u32(r);
+                const uint32_t u = tjx_read_u32(r + 4);
+                const uint32_t ve = tjx_sxtb16(v), vo = tjx_sxtb16_ror8(v);
+                const uint32_t ue = tjx_sxtb16(u), uo = tjx_sxtb16_ror8(u);
+                const uint32_t w02 = wq[4 * ky], w13 = wq[4 * ky + 1], w4 = wq[4 * ky + 2];
+                a = tjx_smlad(ve, w02, a);
+                b = tjx_smlad(vo, w02, b);
+                a = tjx_smlad(vo, w13, a);
+                b = tjx_smlatb(ve, w13, b);
+                a = tjx_smlabb(ue, w4, a);
+                b = tjx_smlabt(ue, w13, b);
+                b = tjx_smlabb(uo, w4, b);
+            }
+            out[0] = (int8_t)dw_rq_out(a, mode, mult, shift, e1, hi, oo, lo, hi8);
+            out[step] = (int8_t)dw_rq_out(b, mode, mult, shift, e1, hi, oo, lo, hi8);
+            out += 2 * step;
+            ix += 2;
+        }
+    }
     for (; i < n; i++)
     {
         int32_t acc = folded;

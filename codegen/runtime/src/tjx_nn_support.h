@@ -254,6 +254,10 @@ static inline int32_t tjx_smlatb(uint32_t a, uint32_t b, int32_t acc)
 {
     return __smlatb((int32_t)a, (int32_t)b, acc);
 }
+static inline int32_t tjx_smlabt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return __smlabt((int32_t)a, (int32_t)b, acc);
+}
 #else
 static inline uint32_t tjx_sxtb16(uint32_t v)
 {
@@ -279,6 +283,10 @@ static inline int32_t tjx_smlatt(uint32_t a, uint32_t b, int32_t acc)
 static inline int32_t tjx_smlatb(uint32_t a, uint32_t b, int32_t acc)
 {
     return tjx_mac(acc, tjx_lane_hi(a), tjx_lane_lo(b));
+}
+static inline int32_t tjx_smlabt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return tjx_mac(acc, tjx_lane_lo(a), tjx_lane_hi(b));
 }
 #endif /* TJX_DSP_NATIVE */
 
