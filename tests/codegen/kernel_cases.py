@@ -150,6 +150,54 @@ def dw_case(rng, branch, ch_mult=None):
     return case
 
 
+def inplace_dw_case(rng):
+    """A random in-place depthwise case (ch_mult 1, one batch, dilation 1) aimed at the DSP paths of
+    ``tjx_depthwise_conv_inplace_s8``: 3x3/5x5/7x7 (its unrolled spans; 3x3 stride 1 two pixels at a
+    time, odd widths leave one) and other shapes (the generic span), strides 1 and 2 (7x7 stride 2
+    often), small planes (the whole padded plane in the band) and medium ones (the ring of rows,
+    outputs straight to their slots or, where an output row would overwrite an input row not yet
+    gathered, through the temporary and scatter), 1..40 channels, a wide plane now and then (padded
+    band over its 1 KiB: the older band / temporary schemes), per-channel
+    multipliers below 2^30 and shifts above -2 (exact slow requantisation), shifts <= -23 with large
+    output offsets (no output-offset folding), full-range clamps (SSAT) and narrow ones, and an input
+    offset of -128 (padding value not an int8: the older schemes)."""
+    kh, kw = [(3, 3), (3, 3), (5, 5), (7, 7), (7, 7), (3, 5), (1, 1), (2, 2)][rng.integers(8)]
+    stride = (int(rng.choice([1, 2])), int(rng.choice([1, 2])))
+    if kh == 7 and rng.random() < 0.5:
+        stride = (2, 2)
+    pad = (int(rng.integers(0, kh // 2 + 1)), int(rng.integers(0, kw // 2 + 1)))
+    ch = int(rng.integers(1, 41))
+    h = int(rng.integers(1, 9) + max(0, kh - 1 - 2 * pad[0]))
+    w = int(rng.integers(1, 13) + max(0, kw - 1 - 2 * pad[1]))
+    if rng.random() < 0.1:
+        w, ch = int(rng.integers(120, 150)), int(rng.integers(1, 4))
+    elif rng.random() < 0.2:
+        h, w, ch = int(rng.integers(12, 30)), int(rng.integers(30, 100)), int(rng.integers(1, 4))
+        if rng.random() < 0.4:          # outputs wider than the input: through the temporary
+            kh, kw, pad, stride = 2, 2, (1, 1), (1, 1)
+    oh, ow = out_size(h, kh, stride[0], pad[0]), out_size(w, kw, stride[1], pad[1])
+    case = weighted_case(rng, (1, h, w, ch), (1, kh, kw, ch), ch, kh * kw)
+    mult, shift = case["mult"].copy(), case["shift"].copy()
+    if rng.random() < 0.3:
+        low = rng.random(ch) < 0.5
+        mult[low] = (mult[low] >> rng.integers(1, 6, size=int(low.sum()))).astype(np.int32)
+    if rng.random() < 0.3:
+        some = rng.random(ch) < 0.5
+        shift[some] = rng.integers(-1, 3, size=int(some.sum()))
+    if rng.random() < 0.15:
+        some = rng.random(ch) < 0.5
+        shift[some] = rng.integers(-28, -22, size=int(some.sum()))
+        case["output_offset"] = int(rng.choice([-128, -100, 100, 127]))
+        case["act"] = rand_act(rng, case["output_offset"])
+    if rng.random() < 0.3:
+        case["act"] = (-128, 127)
+    if rng.random() < 0.1:
+        case["input_offset"] = -128
+    case.update(mult=mult, shift=shift, ch_mult=1, stride=stride, padding=pad, dilation=(1, 1),
+                out_shape=(1, oh, ow, ch))
+    return case
+
+
 def dw_reference(c):
     return intops.depthwise_conv_s8(c["x"], c["w"], c["bias"], c["input_offset"], c["output_offset"],
                                     c["mult"], c["shift"], ch_mult=c["ch_mult"], stride=c["stride"],

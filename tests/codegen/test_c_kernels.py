@@ -48,6 +48,7 @@ from kernel_cases import (
     dw_case,
     dw_op,
     dw_reference,
+    inplace_dw_case,
     out_size,
     rand_act,
     rand_scale,
@@ -377,6 +378,27 @@ def test_inplace_depthwise_writes_the_output_over_its_input_and_nothing_else(rt,
         else:
             scratch = int(np.prod(c["out_shape"][1:3]))
         assert rt.size("tjx_depthwise_conv_inplace_s8_get_buffer_size", dims(c["out_shape"])) == scratch
+        args = {k: c[k] for k in ("x", "w", "bias", "input_offset", "output_offset", "mult", "shift", "act",
+                                  "out_shape")}
+        status, out, data, _ = rt.depthwise_inplace(**args, stride=c["stride"], padding=c["padding"],
+                                                    dilation=c["dilation"], scratch=scratch, rng=rng)
+        assert status == SUCCESS
+        np.testing.assert_array_equal(out, expected, err_msg=f"case {i}")
+        rest = data.array[expected.size:]
+        np.testing.assert_array_equal(rest, c["x"].reshape(-1)[expected.size:expected.size + rest.size])
+
+
+@pytest.mark.parametrize("n_cases", CASES)
+def test_inplace_depthwise_fast_paths_and_fallbacks(rt, n_cases):
+    """inplace_dw_case's cases (every DSP span, requantisation mode and fallback): bit exact, the
+    rest of the buffer untouched, canaries intact."""
+    rng = np.random.default_rng(18)
+    for i in range(2 * n_cases):
+        c = inplace_dw_case(rng)
+        expected = dw_reference(c)
+        _, _, scratch = OPS["depthwise_conv"].kernel(dw_op(c), c["x"].shape, c["out_shape"], rt.path_name,
+                                                     in_place=True)
+        assert scratch == int(np.prod(c["out_shape"][1:3]))
         args = {k: c[k] for k in ("x", "w", "bias", "input_offset", "output_offset", "mult", "shift", "act",
                                   "out_shape")}
         status, out, data, _ = rt.depthwise_inplace(**args, stride=c["stride"], padding=c["padding"],

@@ -26,6 +26,7 @@ from kernel_cases import (
     dw_case,
     dw_op,
     dw_reference,
+    inplace_dw_case,
     rand_act,
     weighted_case,
 )
@@ -85,6 +86,13 @@ def make_cases(seed: int = 0, per_branch: int = 6) -> list[dict]:
                           **_scratch(OPS["depthwise_conv"], dw_op(c), c["x"].shape, c["out_shape"])))
     for i in range(per_branch * 2):
         c = one_batch(lambda i=i: dw_case(rng, DW_BRANCHES[i % 2]))
+        cases.append(dict(kind="CASE_DW_INPLACE", c=c, expected=dw_reference(c),
+                          **_scratch(OPS["depthwise_conv"], dw_op(c), c["x"].shape, c["out_shape"],
+                                     in_place=True)))
+    for _ in range(per_branch * 2):
+        c = inplace_dw_case(rng)
+        if c["x"].size > 2048:          # wide planes: the host tests cover them
+            continue
         cases.append(dict(kind="CASE_DW_INPLACE", c=c, expected=dw_reference(c),
                           **_scratch(OPS["depthwise_conv"], dw_op(c), c["x"].shape, c["out_shape"],
                                      in_place=True)))

@@ -167,44 +167,48 @@ typedef struct
     int32_t reorder; /* store groups of four entries as 0, 2, 1, 3 (DSP dot product) */
 } im2col_geometry;
 
-static int32_t column_slot(int32_t i, int32_t cols4, int32_t reorder)
-{
-    if (!reorder || i >= cols4)
-    {
-        return i;
-    }
-    const int32_t r = i & 3;
-    return (i & ~3) | ((r & 1) << 1) | (r >> 1);
-}
-
-/* The column of output pixel (oy, ox) over input channels ch0 .. ch0 + kc - 1. */
+/* The column of output pixel (oy, ox) over input channels ch0 .. ch0 + kc - 1, in natural order,
+   then (reorder) each whole group of four entries as 0, 2, 1, 3: words (e0, e1), (e2, e3) become
+   (e0, e2), (e1, e3). */
 static void fill_column(int16_t *col, const im2col_geometry *g, int32_t oy, int32_t ox, int32_t ch0)
 {
-    const int32_t cols4 = (g->kh * g->kw * g->kc) & ~3;
-    int32_t i = 0;
+    const int32_t kc = g->kc;
+    const int16_t off = (int16_t)g->input_offset;
+    int16_t *dst = col;
     for (int32_t ky = 0; ky < g->kh; ky++)
     {
         const int32_t iy = oy * g->sy - g->py + ky * g->dy;
         const int32_t row_ok = iy >= 0 && iy < g->in_h && !(g->up_y && (iy & 1));
-        for (int32_t kx = 0; kx < g->kw; kx++, i += g->kc)
+        const int8_t *row = row_ok ? g->input + (iy >> g->up_y) * g->row_w * g->in_c + ch0 : g->input;
+        for (int32_t kx = 0; kx < g->kw; kx++, dst += kc)
         {
             const int32_t ix = ox * g->sx - g->px + kx * g->dx;
             if (row_ok && ix >= 0 && ix < g->in_w && !(g->up_x && (ix & 1)))
             {
-                const int8_t *src =
-                    g->input + ((iy >> g->up_y) * g->row_w + (ix >> g->up_x)) * g->in_c + ch0;
-                for (int32_t c = 0; c < g->kc; c++)
+                const int8_t *src = row + (ix >> g->up_x) * g->in_c;
+                for (int32_t c = 0; c < kc; c++)
                 {
-                    col[column_slot(i + c, cols4, g->reorder)] = (int16_t)(src[c] + g->input_offset);
+                    dst[c] = (int16_t)(src[c] + off);
                 }
             }
             else
             {
-                for (int32_t c = 0; c < g->kc; c++)
+                for (int32_t c = 0; c < kc; c++)
                 {
-                    col[column_slot(i + c, cols4, g->reorder)] = 0;
+                    dst[c] = 0;
                 }
             }
+        }
+    }
+    if (g->reorder)
+    {
+        const int32_t cols4 = (g->kh * g->kw * kc) & ~3;
+        for (int32_t i = 0; i < cols4; i += 4)
+        {
+            const uint32_t a = tjx_read_u32(col + i);
+            const uint32_t b = tjx_read_u32(col + i + 2);
+            tjx_write_u32(col + i, (a & 0xFFFFu) | (b << 16));
+            tjx_write_u32(col + i + 2, (a >> 16) | (b & 0xFFFF0000u));
         }
     }
 }
@@ -260,6 +264,34 @@ static int32_t dot_column_dsp(const int8_t *w, const int16_t *col, int32_t cols,
         acc = tjx_mac(acc, w[i], col[i]);
     }
     return acc;
+}
+#endif
+
+#if TJX_DSP
+/* two outputs of one channel: requantised (tjx_rq_fast with the output offset folded where it
+   applies, SSAT for the full int8 range; else the exact form), offset and clamped */
+static TJX_ALWAYS_INLINE void im2col_out2(int32_t acc0, int32_t acc1, int32_t mult, int32_t shift, int32_t out_offset,
+                                          int32_t act_min, int32_t act_max, int32_t full, int8_t *o0, int8_t *o1)
+{
+    tjx_rq q = tjx_rq_make(mult, shift);
+    if (tjx_rq_fold_offset(&q, out_offset))
+    {
+        const int32_t r0 = tjx_rq_fast(acc0, q.mult, q.hi, q.e1);
+        const int32_t r1 = tjx_rq_fast(acc1, q.mult, q.hi, q.e1);
+        if (full)
+        {
+            *o0 = (int8_t)tjx_ssat8(r0);
+            *o1 = (int8_t)tjx_ssat8(r1);
+        }
+        else
+        {
+            *o0 = tjx_clamp_s8(r0, act_min, act_max);
+            *o1 = tjx_clamp_s8(r1, act_min, act_max);
+        }
+        return;
+    }
+    *o0 = tjx_requantize_s8(acc0, mult, shift, out_offset, act_min, act_max);
+    *o1 = tjx_requantize_s8(acc1, mult, shift, out_offset, act_min, act_max);
 }
 #endif
 
@@ -325,6 +357,9 @@ static arm_cmsis_nn_status im2col_convolve(const cmsis_nn_context *ctx,
     const int32_t out_offset = conv_params->output_offset;
     const int32_t act_min = conv_params->activation.min;
     const int32_t act_max = conv_params->activation.max;
+#if TJX_DSP
+    const int32_t full = act_min == -128 && act_max == 127;
+#endif
 
     for (int32_t b = 0; b < input_dims->n; b++)
     {
@@ -344,9 +379,8 @@ static arm_cmsis_nn_status im2col_convolve(const cmsis_nn_context *ctx,
                     int32_t acc0 = bias_data ? bias_data[oc] : 0;
                     int32_t acc1 = acc0;
                     dot_two_columns_dsp(filter_data + oc * cols, col0, col1, cols, &acc0, &acc1);
-                    out[p * out_c + oc] = tjx_requantize_s8(acc0, mult[oc], shift[oc], out_offset, act_min, act_max);
-                    out[(p + 1) * out_c + oc] =
-                        tjx_requantize_s8(acc1, mult[oc], shift[oc], out_offset, act_min, act_max);
+                    im2col_out2(acc0, acc1, mult[oc], shift[oc], out_offset, act_min, act_max, full,
+                                &out[p * out_c + oc], &out[(p + 1) * out_c + oc]);
                 }
             }
 #endif
@@ -557,17 +591,25 @@ static inline void pw_dot_1x2(const int8_t *x, const int8_t *w0, int32_t n, uint
     acc[1] = a1;
 }
 
-/* one output: requantise (fast: tjx_rq_fast, known at the call), offset and clamp */
-static TJX_ALWAYS_INLINE int8_t pw_out(const tjx_rq *q, int32_t fast, int32_t acc, int32_t out_offset, int32_t act_min,
+/* one output: requantise, offset and clamp. mode (known at the call) 2: tjx_rq_fast with the output
+   offset folded (tjx_rq_fold_offset) and the full int8 range (SSAT); 1: folded, clamp; 0: exact form */
+static TJX_ALWAYS_INLINE int8_t pw_out(const tjx_rq *q, int32_t mode, int32_t acc, int32_t out_offset, int32_t act_min,
                             int32_t act_max)
 {
-    const int32_t r = fast ? tjx_rq_fast(acc, q->mult, q->hi, q->e1) : tjx_requantize(acc, q->mult, q->shift);
-    return tjx_clamp_s8(r + out_offset, act_min, act_max);
+    if (mode == 2)
+    {
+        return (int8_t)tjx_ssat8(tjx_rq_fast(acc, q->mult, q->hi, q->e1));
+    }
+    if (mode == 1)
+    {
+        return tjx_clamp_s8(tjx_rq_fast(acc, q->mult, q->hi, q->e1), act_min, act_max);
+    }
+    return tjx_clamp_s8(tjx_requantize(acc, q->mult, q->shift) + out_offset, act_min, act_max);
 }
 
-/* output channels oc and oc + 1 (filter rows w, w + in_c) for every pixel; fast: both tjx_rq fast */
+/* output channels oc and oc + 1 (filter rows w, w + in_c) for every pixel; mode: pw_out's */
 static TJX_ALWAYS_INLINE void pw_two_channels(const pw_geometry *g, const int8_t *w, const tjx_rq *q0,
-                                              const tjx_rq *q1, int32_t b0, int32_t b1, int8_t *o, int32_t fast)
+                                              const tjx_rq *q1, int32_t b0, int32_t b1, int8_t *o, int32_t mode)
 {
     const int32_t n = g->in_c;
     const int32_t out_c = g->out_c;
@@ -585,10 +627,10 @@ static TJX_ALWAYS_INLINE void pw_two_channels(const pw_geometry *g, const int8_t
             {
                 int32_t acc[4] = {b0, b0, b1, b1};
                 pw_dot_2x2(x, w, n, off2, g->input_offset, acc);
-                o[0] = pw_out(q0, fast, acc[0], out_offset, act_min, act_max);
-                o[1] = pw_out(q1, fast, acc[2], out_offset, act_min, act_max);
-                o[out_c] = pw_out(q0, fast, acc[1], out_offset, act_min, act_max);
-                o[out_c + 1] = pw_out(q1, fast, acc[3], out_offset, act_min, act_max);
+                o[0] = pw_out(q0, mode, acc[0], out_offset, act_min, act_max);
+                o[1] = pw_out(q1, mode, acc[2], out_offset, act_min, act_max);
+                o[out_c] = pw_out(q0, mode, acc[1], out_offset, act_min, act_max);
+                o[out_c + 1] = pw_out(q1, mode, acc[3], out_offset, act_min, act_max);
                 x += 2 * n;
                 o += 2 * out_c;
             }
@@ -597,8 +639,8 @@ static TJX_ALWAYS_INLINE void pw_two_channels(const pw_geometry *g, const int8_t
         {
             int32_t acc[2] = {b0, b1};
             pw_dot_1x2(x, w, n, off2, g->input_offset, acc);
-            o[0] = pw_out(q0, fast, acc[0], out_offset, act_min, act_max);
-            o[1] = pw_out(q1, fast, acc[1], out_offset, act_min, act_max);
+            o[0] = pw_out(q0, mode, acc[0], out_offset, act_min, act_max);
+            o[1] = pw_out(q1, mode, acc[1], out_offset, act_min, act_max);
             x += g->px_step;
             o += out_c;
         }
@@ -617,13 +659,21 @@ static void pointwise_dsp(const pw_geometry *g,
     for (; oc + 2 <= out_c; oc += 2)
     {
         const int8_t *w = filter_data + oc * n;
-        const tjx_rq q0 = tjx_rq_make(quant_params->multiplier[oc], quant_params->shift[oc]);
-        const tjx_rq q1 = tjx_rq_make(quant_params->multiplier[oc + 1], quant_params->shift[oc + 1]);
+        tjx_rq q0 = tjx_rq_make(quant_params->multiplier[oc], quant_params->shift[oc]);
+        tjx_rq q1 = tjx_rq_make(quant_params->multiplier[oc + 1], quant_params->shift[oc + 1]);
         const int32_t b0 = bias_data ? bias_data[oc] : 0;
         const int32_t b1 = bias_data ? bias_data[oc + 1] : 0;
-        if (q0.fast && q1.fast)
+        tjx_rq f0 = q0, f1 = q1;
+        if (tjx_rq_fold_offset(&f0, g->output_offset) && tjx_rq_fold_offset(&f1, g->output_offset))
         {
-            pw_two_channels(g, w, &q0, &q1, b0, b1, out + oc, 1);
+            if (g->act_min == -128 && g->act_max == 127)
+            {
+                pw_two_channels(g, w, &f0, &f1, b0, b1, out + oc, 2);
+            }
+            else
+            {
+                pw_two_channels(g, w, &f0, &f1, b0, b1, out + oc, 1);
+            }
         }
         else
         {

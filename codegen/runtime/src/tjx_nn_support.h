@@ -141,6 +141,39 @@ static inline int8_t tjx_clamp_s8(int32_t v, int32_t act_min, int32_t act_max)
     return (int8_t)v;
 }
 
+/*
+ * Folds output_offset into a fast tjx_rq's rounding constant: hi += output_offset * 2^(e-1), so that
+ * tjx_rq_fast returns requantize(val) + output_offset (floor((X + oo * 2^(e-1)) / 2^(e-1)) =
+ * floor(X / 2^(e-1)) + oo). Exact while the high word stays inside int32: |val * mult| / 2^32 <
+ * 2^30, hi <= 2^29, so |oo| * 2^(e-1) < 2^29 suffices. Returns whether it folded (else q unchanged).
+ */
+static inline int32_t tjx_rq_fold_offset(tjx_rq *q, int32_t output_offset)
+{
+    if (!q->fast || q->e1 > 21 || output_offset < -128 || output_offset > 127)
+    {
+        return 0;
+    }
+    const int32_t mag = output_offset < 0 ? -output_offset : output_offset;
+    if (((int64_t)mag << q->e1) >= ((int64_t)1 << 29))
+    {
+        return 0;
+    }
+    q->hi = q->hi + (uint32_t)((int64_t)output_offset * ((int64_t)1 << q->e1));
+    return 1;
+}
+
+/* v saturated to int8 (SSAT #8) */
+static inline int32_t tjx_ssat8(int32_t v)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(TJX_PLAIN_C)
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return tjx_clamp_s8(v, -128, 127);
+#endif
+}
+
 /* a + b wrapping like the hardware (no C overflow) */
 static inline int32_t tjx_add_wrap(int32_t a, int32_t b)
 {
@@ -217,6 +250,14 @@ static inline int32_t tjx_smlatt(uint32_t a, uint32_t b, int32_t acc)
 {
     return __smlatt((int32_t)a, (int32_t)b, acc);
 }
+static inline int32_t tjx_smlatb(uint32_t a, uint32_t b, int32_t acc)
+{
+    return __smlatb((int32_t)a, (int32_t)b, acc);
+}
+static inline int32_t tjx_smlabt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return __smlabt((int32_t)a, (int32_t)b, acc);
+}
 #else
 static inline uint32_t tjx_sxtb16(uint32_t v)
 {
@@ -238,6 +279,14 @@ static inline int32_t tjx_smlabb(uint32_t a, uint32_t b, int32_t acc)
 static inline int32_t tjx_smlatt(uint32_t a, uint32_t b, int32_t acc)
 {
     return tjx_mac(acc, tjx_lane_hi(a), tjx_lane_hi(b));
+}
+static inline int32_t tjx_smlatb(uint32_t a, uint32_t b, int32_t acc)
+{
+    return tjx_mac(acc, tjx_lane_hi(a), tjx_lane_lo(b));
+}
+static inline int32_t tjx_smlabt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return tjx_mac(acc, tjx_lane_lo(a), tjx_lane_hi(b));
 }
 #endif /* TJX_DSP_NATIVE */
 
