@@ -12,8 +12,9 @@ depend on the values), then the export's own Makefile builds:
   parameters, kernels, call sequence). These sit next to TinyEngine's and X-CUBE-AI 7.3's published
   STM32H743 figures (REFERENCES.md; kB = 1024 B), with the ratio to the better of the two.
 * ``make cortex-m7`` / ``cortex-m4`` (the check program on QEMU's mps2-an500 / mps2-an386, which
-  also compares the output with the integer reference's): the exact number of instructions executed
-  inside ``<prefix>_invoke`` (:func:`tinyjax.codegen.toolchain.count_instructions`), per MAC, with
+  also compares the output with the integer reference's and measures the stack the network uses by
+  painting it): the exact number of instructions executed inside ``<prefix>_invoke``
+  (:func:`tinyjax.codegen.toolchain.count_instructions`), per MAC, with
   tinyjax's DSP (SIMD) kernels and with the same network on its plain-C kernels (``-DTJX_PLAIN_C``).
 
 Goals (issue 9): SRAM and flash at or below the best peer for every model; at most 2.0
@@ -28,6 +29,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,9 +82,10 @@ def export(name: str, out: Path) -> None:
         raise RuntimeError(f"export of {name} failed:\n{log.getvalue()}")
 
 
-def instructions(out: Path, cpu: str, plain: bool, cmsis_nn: str | None = None) -> int:
-    """Instructions inside one model_invoke on ``cpu`` (the check program runs input.bin once and
-    compares it with the integer reference's output: a wrong result raises)."""
+def instructions(out: Path, cpu: str, plain: bool, cmsis_nn: str | None = None) -> tuple[int, int]:
+    """``(instructions, stack bytes)`` of one model_invoke on ``cpu`` (the check program runs
+    input.bin once, compares it with the integer reference's output, a wrong result raises, and
+    measures the stack by painting)."""
     from tinyjax.codegen import toolchain
 
     d = out.parent / f"{out.name}-{cpu}-{'plain' if plain else 'dsp'}{'-cmsis' if cmsis_nn else ''}"
@@ -91,10 +94,11 @@ def instructions(out: Path, cpu: str, plain: bool, cmsis_nn: str | None = None) 
     shutil.copytree(out, d, ignore=shutil.ignore_patterns("build", "*.png"))
     target = {"cortex-m7": "cortex-m7", "cortex-m4": "cortex-m4"}[cpu]
     make(d, target, "-DTJX_PLAIN_C" if plain else "", cmsis_nn)
-    calls = toolchain.count_instructions(d / "build" / target / "model_check.elf", cpu, "model_invoke", cwd=d)
-    if len(calls) != 1:
-        raise RuntimeError(f"expected one call of model_invoke, counted {len(calls)}")
-    return calls[0]
+    counted = toolchain.run_counted(d / "build" / target / "model_check.elf", cpu, "model_invoke", cwd=d)
+    if len(counted.calls) != 1:
+        raise RuntimeError(f"expected one call of model_invoke, counted {len(counted.calls)}")
+    stack = re.search(r"stack used by model_invoke: at most (\d+) bytes", counted.run.stdout)
+    return counted.calls[0], int(stack.group(1))
 
 
 def measure(name: str, root: Path, cpus: Sequence[str], cmsis_nn: str | None) -> dict:
@@ -113,11 +117,12 @@ def measure(name: str, root: Path, cpus: Sequence[str], cmsis_nn: str | None) ->
            "sram_bytes": sz.data + sz.bss, "flash_bytes": sz.text + sz.data}
     for cpu in cpus:
         for plain in (False, True):
-            n = instructions(out, cpu, plain)
+            n, stack = instructions(out, cpu, plain)
             row[f"{cpu}_{'plain' if plain else 'dsp'}_insns"] = n
+            row[f"{cpu}_{'plain' if plain else 'dsp'}_stack_bytes"] = stack
             row[f"{cpu}_{'plain' if plain else 'dsp'}_per_mac"] = n / macs
         if cmsis_nn:
-            n = instructions(out, cpu, False, cmsis_nn)
+            n, _ = instructions(out, cpu, False, cmsis_nn)
             row[f"{cpu}_cmsis_nn_insns"], row[f"{cpu}_cmsis_nn_per_mac"] = n, n / macs
     return row
 
@@ -144,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}: exporting, building, counting on {', '.join(cpus)} ...", flush=True)
             rows.append(measure(name, root, cpus, args.cmsis_nn))
     print("\nSTM32H743 peers: TinyEngine and X-CUBE-AI 7.3 (REFERENCES.md); kB = 1024 B; tinyjax: "
-          "firmware image on Cortex-M7, arm-none-eabi-size")
+          "firmware image on Cortex-M7, arm-none-eabi-size (SRAM = data + bss; stack not counted, as "
+          "in the peers' figures, and printed below)")
     print(f"{'model':22s} {'SRAM kB':>8s} {'TinyEng':>8s} {'X-CUBE':>7s} {'ratio':>13s}   "
           f"{'flash kB':>8s} {'TinyEng':>8s} {'X-CUBE':>7s} {'ratio':>13s}")
     for r in rows:
@@ -163,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells = "".join(f" {r[f'{c}_dsp_per_mac']:15.3f} {r[f'{c}_plain_per_mac']:13.3f}"
                         + (f" {r[f'{c}_cmsis_nn_per_mac']:17.3f}" if cm else "") for c in cpus)
         print(f"{PEERS[r['model']][0]:22s} {r['macs'] / 1e6:7.2f}{cells}")
+    print("\nstack used by model_invoke on the Cortex-M7 (painted and measured on QEMU), bytes: "
+          + ", ".join(f"{PEERS[r['model']][0]} {r['cortex-m7_dsp_stack_bytes']}" for r in rows))
     behind_mem = [PEERS[r["model"]][0] for r in rows
                   if r["sram_bytes"] / 1024 > min(PEERS[r["model"]][1][0], PEERS[r["model"]][2][0])
                   or r["flash_bytes"] / 1024 > min(PEERS[r["model"]][1][1], PEERS[r["model"]][2][1])]

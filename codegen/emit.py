@@ -111,6 +111,7 @@ class CallWriter:
 
     def begin(self, index: int, op) -> None:
         self._op, self._index = op, index
+        self.setup: list[str] = []       # statements before this op's call
         self.in_place = self.kernels[op.name].in_place
 
     # -- arena ----------------------------------------------------------------------------------
@@ -130,7 +131,10 @@ class CallWriter:
                 self.statics.insert(0, "static const cmsis_nn_context no_scratch = {NULL, 0};")
             return "&no_scratch"
         off = self.plan.scratch_offsets[self._op.name]
-        return f"&(const cmsis_nn_context){{arena + {off}, {k.scratch_bytes}}}"
+        # one context for the whole sequence, set before each call that has scratch: a stack slot
+        # per call (compound literals) would grow the invoke's frame with the network's depth
+        self.setup.append(f"ctx.buf = arena + {off};\n    ctx.size = {k.scratch_bytes};")
+        return "&ctx"
 
     # -- static objects -------------------------------------------------------------------------
     def static(self, ctype: str, members: Mapping[str, object]) -> str:
@@ -213,7 +217,8 @@ def emit(qmodel: QuantizedModel, plan: GraphPlan, prefix: str = "model", note: s
         if call is None:
             calls.append(comment)
             continue
-        calls.append(f"{comment}\n    status = {call};\n"
+        setup = "".join(f"\n    {line}" for line in writer.setup)
+        calls.append(f"{comment}{setup}\n    status = {call};\n"
                      "    if (status != ARM_CMSIS_NN_SUCCESS)\n    {\n        return status;\n    }")
     x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
     q_in, q_out = qmodel.quant(x.name), qmodel.quant(y.name)

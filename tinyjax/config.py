@@ -121,7 +121,8 @@ def train_defaults():
 
     c = ConfigDict()
     c.model = "tinynet_e"          # zoo name (checked even when `spec` is set, which wins)
-    c.spec = ""                    # a ModelSpec as JSON (ModelSpec.to_json()), e.g. a search result
+    c.spec = ""                    # a ModelSpec as JSON (ModelSpec.to_json()) or a spec JSON file's path,
+                                   # e.g. a search result (python -m tinyjax.search --out FILE)
     c.resolution = 0               # pixels; 0 = the model's own
     c.dropout = -1.0               # classifier dropout; < 0 = the spec's own
     c.drop_path_rate = 0.0

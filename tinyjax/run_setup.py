@@ -30,15 +30,29 @@ from tinyjax.spec import ModelSpec
 from tinyjax.steps import TrainState, create_train_state, stack_states
 
 
+def _spec_json(value: str) -> str:
+    """``cfg.spec``: ModelSpec JSON text, or the path of a file holding it (what ``python -m
+    tinyjax.search --out FILE`` writes: ``--config.spec=FILE``)."""
+    text = value.strip()
+    if text.startswith("{"):
+        return text
+    try:
+        return Path(text).read_text()
+    except OSError as e:
+        raise optim.ConfigError(f"spec: {text!r} is neither ModelSpec JSON nor a readable file "
+                                f"({e.strerror or e})") from None
+
+
 def spec_from_config(cfg, num_classes: int) -> ModelSpec:
-    """The model spec of a config: ``cfg.model`` (zoo name) or ``cfg.spec`` (a spec dict), with the
-    dataset's class count, ``cfg.resolution`` (0 = the model's own) and ``cfg.dropout`` (< 0 =
-    the spec's own). ``cfg.model`` is ignored when ``cfg.spec`` is set, but must still name a zoo
-    model (or be empty): a misspelt override must not pass unnoticed."""
+    """The model spec of a config: ``cfg.model`` (zoo name) or ``cfg.spec`` (a spec's JSON, or
+    the path of a spec JSON file), with the dataset's class count, ``cfg.resolution`` (0 = the
+    model's own) and ``cfg.dropout`` (< 0 = the spec's own). ``cfg.model`` is ignored when
+    ``cfg.spec`` is set, but must still name a zoo model (or be empty): a misspelt override must
+    not pass unnoticed."""
     from tinyjax.zoo import get_spec
 
     named = get_spec(cfg.model) if cfg.get("model") else None
-    spec = ModelSpec.from_json(cfg.spec) if cfg.get("spec") else named
+    spec = ModelSpec.from_json(_spec_json(cfg.spec)) if cfg.get("spec") else named
     if spec is None:
         raise optim.ConfigError("the config names no model: set model (a zoo name) or spec")
     changes: dict[str, Any] = {"num_classes": num_classes}

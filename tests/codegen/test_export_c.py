@@ -15,6 +15,7 @@ The 200-network sweep and the sanitizer runs of every zoo model are ``slow``.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -36,6 +37,8 @@ from tinyjax.zoo import get_spec, list_models
 ZOO = sorted(n for n in list_models() if n.startswith(("mcunet", "proxyless"))) + ["tinynet_e"]
 SANITIZED = ("mcunet_in0", "mcunet_proxyless_w03", "tinynet_e")
 WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Werror")
+#: the stack a network's invoke may use on a Cortex-M (kernel frames; no buffers on the stack)
+MAX_STACK_BYTES = 4096
 SANITIZERS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
 
 
@@ -240,7 +243,11 @@ def test_bit_exact_on_emulated_cortex_m(name, cpu, exports):
     need("arm-none-eabi-gcc", "qemu-system-arm", "make")
     if name != "mcunet_in0":    # a big plan: mbv2-w0.35-r144 283.5 kB (mcunet_in3 242 kB)
         assert peak_sram_bytes(get_spec(name)) >= 250 * 1024
-    assert_checked(make(exports(name), f"check-{cpu}"))
+    r = make(exports(name), f"check-{cpu}")
+    assert_checked(r)
+    # the network's only memory besides the arena is the stack of its calls, measured by painting
+    stack = int(re.search(r"stack used by model_invoke: at most (\d+) bytes", r.stdout).group(1))
+    assert 256 < stack <= MAX_STACK_BYTES
 
 
 @pytest.mark.slow

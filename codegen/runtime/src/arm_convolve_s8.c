@@ -412,6 +412,7 @@ arm_cmsis_nn_status arm_convolve_1_x_n_s8(const cmsis_nn_context *ctx,
 
 /* ---- 1x1 convolutions ---------------------------------------------------------------------- */
 
+#if !TJX_DSP
 /* out[oc] for one input pixel x of in_c channels (an OHWI 1x1 filter row is in_c weights) */
 static void pointwise_pixel(const int8_t *x,
                             int32_t in_c,
@@ -434,6 +435,231 @@ static void pointwise_pixel(const int8_t *x,
                                     conv_params->activation.max);
     }
 }
+#endif
+
+#if TJX_DSP
+/*
+ * The DSP path of the 1x1 convolutions: a matrix product blocked two output channels by two
+ * pixels, eight input channels per loop step. Per four input channels, one word of each pixel and
+ * of each filter row is widened (SXTAB16 adds the input offset to bytes 0/2, its ROR #8 form to
+ * bytes 1/3; SXTB16 for the weights) and each of the four accumulators takes two SMLADs: 4 loads,
+ * 8 widenings and 8 SMLADs for 16 MACs. A channel's requantisation is set up once (tjx_rq) for
+ * all its pixels, and pairs of channels whose requantisation is tjx_rq_fast get a copy of the
+ * loop that uses it unconditionally.
+ */
+typedef struct
+{
+    const int8_t *in;   /* pixel 0 */
+    int32_t px_step;    /* bytes from one pixel to the next */
+    int32_t row_pixels; /* pixels per row */
+    int32_t row_step;   /* bytes from one row of pixels to the next */
+    int32_t rows;
+    int32_t in_c;
+    int32_t out_c;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+} pw_geometry;
+
+/* four channels of pixels x0, x1 = x0 + n and filter rows w0, w1 = w0 + n: the two SMLADs of each
+   of the four accumulators */
+#define PW_STEP_2X2(x, w, n)                                                                                   \
+    do                                                                                                         \
+    {                                                                                                          \
+        const uint32_t xa_ = tjx_read_u32(x);                                                                  \
+        const uint32_t xb_ = tjx_read_u32((x) + (n));                                                          \
+        const uint32_t wa_ = tjx_read_u32(w);                                                                  \
+        const uint32_t wb_ = tjx_read_u32((w) + (n));                                                          \
+        const uint32_t xa02_ = tjx_sxtab16(off2, xa_);                                                         \
+        const uint32_t xb02_ = tjx_sxtab16(off2, xb_);                                                         \
+        const uint32_t wa02_ = tjx_sxtb16(wa_);                                                                \
+        a00 = tjx_smlad(xa02_, wa02_, a00);                                                                    \
+        a10 = tjx_smlad(xb02_, wa02_, a10);                                                                    \
+        const uint32_t wb02_ = tjx_sxtb16(wb_);                                                                \
+        a01 = tjx_smlad(xa02_, wb02_, a01);                                                                    \
+        a11 = tjx_smlad(xb02_, wb02_, a11);                                                                    \
+        const uint32_t xa13_ = tjx_sxtab16_ror8(off2, xa_);                                                    \
+        const uint32_t xb13_ = tjx_sxtab16_ror8(off2, xb_);                                                    \
+        const uint32_t wa13_ = tjx_sxtb16_ror8(wa_);                                                           \
+        a00 = tjx_smlad(xa13_, wa13_, a00);                                                                    \
+        a10 = tjx_smlad(xb13_, wa13_, a10);                                                                    \
+        const uint32_t wb13_ = tjx_sxtb16_ror8(wb_);                                                           \
+        a01 = tjx_smlad(xa13_, wb13_, a01);                                                                    \
+        a11 = tjx_smlad(xb13_, wb13_, a11);                                                                    \
+    } while (0)
+
+/* acc[0..3] += (x0 . w0, x1 . w0, x0 . w1, x1 . w1), rows x1 and w1 n bytes after x0 and w0; eight
+   channels per loop step */
+static TJX_ALWAYS_INLINE void pw_dot_2x2(const int8_t *x0, const int8_t *w0, int32_t n, uint32_t off2,
+                                         int32_t input_offset, int32_t *acc)
+{
+    int32_t a00 = acc[0];
+    int32_t a10 = acc[1];
+    int32_t a01 = acc[2];
+    int32_t a11 = acc[3];
+    const int8_t *x = x0;
+    const int8_t *w = w0;
+    const int8_t *const x_end8 = x0 + (n & ~7);
+    while (x != x_end8)
+    {
+        PW_STEP_2X2(x, w, n);
+        PW_STEP_2X2(x + 4, w + 4, n);
+        x += 8;
+        w += 8;
+    }
+    if (n & 4)
+    {
+        PW_STEP_2X2(x, w, n);
+    }
+    for (int32_t i = n & ~3; i < n; i++)
+    {
+        const int32_t xa = x0[i] + input_offset;
+        const int32_t xb = x0[n + i] + input_offset;
+        a00 = tjx_mac(a00, xa, w0[i]);
+        a10 = tjx_mac(a10, xb, w0[i]);
+        a01 = tjx_mac(a01, xa, w0[n + i]);
+        a11 = tjx_mac(a11, xb, w0[n + i]);
+    }
+    acc[0] = a00;
+    acc[1] = a10;
+    acc[2] = a01;
+    acc[3] = a11;
+}
+
+/* acc[0..1] += (x . w0, x . w1), w1 n bytes after w0 */
+static inline void pw_dot_1x2(const int8_t *x, const int8_t *w0, int32_t n, uint32_t off2, int32_t input_offset,
+                              int32_t *acc)
+{
+    int32_t a0 = acc[0];
+    int32_t a1 = acc[1];
+    const int8_t *w1 = w0 + n;
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4)
+    {
+        const uint32_t xv = tjx_read_u32(x + i);
+        const uint32_t x02 = tjx_sxtab16(off2, xv);
+        const uint32_t x13 = tjx_sxtab16_ror8(off2, xv);
+        const uint32_t wa = tjx_read_u32(w0 + i);
+        const uint32_t wb = tjx_read_u32(w1 + i);
+        a0 = tjx_smlad(x02, tjx_sxtb16(wa), a0);
+        a0 = tjx_smlad(x13, tjx_sxtb16_ror8(wa), a0);
+        a1 = tjx_smlad(x02, tjx_sxtb16(wb), a1);
+        a1 = tjx_smlad(x13, tjx_sxtb16_ror8(wb), a1);
+    }
+    for (; i < n; i++)
+    {
+        const int32_t xv = x[i] + input_offset;
+        a0 = tjx_mac(a0, xv, w0[i]);
+        a1 = tjx_mac(a1, xv, w1[i]);
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+/* one output: requantise (fast: tjx_rq_fast, known at the call), offset and clamp */
+static TJX_ALWAYS_INLINE int8_t pw_out(const tjx_rq *q, int32_t fast, int32_t acc, int32_t out_offset, int32_t act_min,
+                            int32_t act_max)
+{
+    const int32_t r = fast ? tjx_rq_fast(acc, q->mult, q->hi, q->e1) : tjx_requantize(acc, q->mult, q->shift);
+    return tjx_clamp_s8(r + out_offset, act_min, act_max);
+}
+
+/* output channels oc and oc + 1 (filter rows w, w + in_c) for every pixel; fast: both tjx_rq fast */
+static TJX_ALWAYS_INLINE void pw_two_channels(const pw_geometry *g, const int8_t *w, const tjx_rq *q0,
+                                              const tjx_rq *q1, int32_t b0, int32_t b1, int8_t *o, int32_t fast)
+{
+    const int32_t n = g->in_c;
+    const int32_t out_c = g->out_c;
+    const int32_t out_offset = g->output_offset;
+    const int32_t act_min = g->act_min;
+    const int32_t act_max = g->act_max;
+    const uint32_t off2 = tjx_dup16(g->input_offset);
+    for (int32_t r = 0; r < g->rows; r++)
+    {
+        const int8_t *x = g->in + r * g->row_step;
+        int32_t p = 0;
+        if (g->px_step == n)
+        {
+            for (; p + 2 <= g->row_pixels; p += 2)
+            {
+                int32_t acc[4] = {b0, b0, b1, b1};
+                pw_dot_2x2(x, w, n, off2, g->input_offset, acc);
+                o[0] = pw_out(q0, fast, acc[0], out_offset, act_min, act_max);
+                o[1] = pw_out(q1, fast, acc[2], out_offset, act_min, act_max);
+                o[out_c] = pw_out(q0, fast, acc[1], out_offset, act_min, act_max);
+                o[out_c + 1] = pw_out(q1, fast, acc[3], out_offset, act_min, act_max);
+                x += 2 * n;
+                o += 2 * out_c;
+            }
+        }
+        for (; p < g->row_pixels; p++)
+        {
+            int32_t acc[2] = {b0, b1};
+            pw_dot_1x2(x, w, n, off2, g->input_offset, acc);
+            o[0] = pw_out(q0, fast, acc[0], out_offset, act_min, act_max);
+            o[1] = pw_out(q1, fast, acc[1], out_offset, act_min, act_max);
+            x += g->px_step;
+            o += out_c;
+        }
+    }
+}
+
+static void pointwise_dsp(const pw_geometry *g,
+                          const cmsis_nn_per_channel_quant_params *quant_params,
+                          const int8_t *filter_data,
+                          const int32_t *bias_data,
+                          int8_t *out)
+{
+    const int32_t n = g->in_c;
+    const int32_t out_c = g->out_c;
+    int32_t oc = 0;
+    for (; oc + 2 <= out_c; oc += 2)
+    {
+        const int8_t *w = filter_data + oc * n;
+        const tjx_rq q0 = tjx_rq_make(quant_params->multiplier[oc], quant_params->shift[oc]);
+        const tjx_rq q1 = tjx_rq_make(quant_params->multiplier[oc + 1], quant_params->shift[oc + 1]);
+        const int32_t b0 = bias_data ? bias_data[oc] : 0;
+        const int32_t b1 = bias_data ? bias_data[oc + 1] : 0;
+        if (q0.fast && q1.fast)
+        {
+            pw_two_channels(g, w, &q0, &q1, b0, b1, out + oc, 1);
+        }
+        else
+        {
+            pw_two_channels(g, w, &q0, &q1, b0, b1, out + oc, 0);
+        }
+    }
+    if (oc < out_c)
+    {
+        const int8_t *w = filter_data + oc * n;
+        const tjx_rq q = tjx_rq_make(quant_params->multiplier[oc], quant_params->shift[oc]);
+        const int32_t b = bias_data ? bias_data[oc] : 0;
+        int8_t *o = out + oc;
+        for (int32_t r = 0; r < g->rows; r++)
+        {
+            const int8_t *x = g->in + r * g->row_step;
+            for (int32_t p = 0; p < g->row_pixels; p++)
+            {
+                const int32_t acc = tjx_dot_s8_dsp(x, g->input_offset, w, 0, n, b);
+                *o = tjx_clamp_s8(tjx_rq_apply(&q, acc) + g->output_offset, g->act_min, g->act_max);
+                x += g->px_step;
+                o += out_c;
+            }
+        }
+    }
+}
+
+static void pw_geometry_init(pw_geometry *g, const cmsis_nn_conv_params *conv_params, int32_t in_c, int32_t out_c)
+{
+    g->in_c = in_c;
+    g->out_c = out_c;
+    g->input_offset = conv_params->input_offset;
+    g->output_offset = conv_params->output_offset;
+    g->act_min = conv_params->activation.min;
+    g->act_max = conv_params->activation.max;
+}
+#endif /* TJX_DSP */
 
 arm_cmsis_nn_status arm_convolve_1x1_s8_fast(const cmsis_nn_context *ctx,
                                              const cmsis_nn_conv_params *conv_params,
@@ -457,11 +683,22 @@ arm_cmsis_nn_status arm_convolve_1x1_s8_fast(const cmsis_nn_context *ctx,
     const int32_t in_c = input_dims->c;
     const int32_t out_c = output_dims->c;
     const int32_t pixels = input_dims->n * input_dims->h * input_dims->w;
+#if TJX_DSP
+    pw_geometry g;
+    pw_geometry_init(&g, conv_params, in_c, out_c);
+    g.in = input_data;
+    g.px_step = in_c;
+    g.row_pixels = pixels;
+    g.row_step = 0;
+    g.rows = 1;
+    pointwise_dsp(&g, quant_params, filter_data, bias_data, output_data);
+#else
     for (int32_t p = 0; p < pixels; p++)
     {
         pointwise_pixel(input_data + p * in_c, in_c, conv_params, quant_params, filter_data, bias_data, out_c,
                         output_data + p * out_c);
     }
+#endif
     return ARM_CMSIS_NN_SUCCESS;
 }
 
@@ -489,6 +726,16 @@ arm_cmsis_nn_status arm_convolve_1x1_s8(const cmsis_nn_context *ctx,
     {
         const int8_t *in = input_data + b * input_dims->h * input_dims->w * in_c;
         int8_t *out = output_data + b * output_dims->h * output_dims->w * out_c;
+#if TJX_DSP
+        pw_geometry g;
+        pw_geometry_init(&g, conv_params, in_c, out_c);
+        g.in = in;
+        g.px_step = conv_params->stride.w * in_c;
+        g.row_pixels = output_dims->w;
+        g.row_step = conv_params->stride.h * input_dims->w * in_c;
+        g.rows = output_dims->h;
+        pointwise_dsp(&g, quant_params, filter_data, bias_data, out);
+#else
         for (int32_t oy = 0; oy < output_dims->h; oy++)
         {
             for (int32_t ox = 0; ox < output_dims->w; ox++)
@@ -498,6 +745,7 @@ arm_cmsis_nn_status arm_convolve_1x1_s8(const cmsis_nn_context *ctx,
                                 out + (oy * output_dims->w + ox) * out_c);
             }
         }
+#endif
     }
     return ARM_CMSIS_NN_SUCCESS;
 }

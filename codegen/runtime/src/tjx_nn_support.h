@@ -32,6 +32,12 @@
 #define TJX_DSP_NATIVE 0
 #endif
 
+#if defined(__GNUC__)
+#define TJX_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define TJX_ALWAYS_INLINE inline
+#endif
+
 #define TJX_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define TJX_MIN(a, b) ((a) < (b) ? (a) : (b))
 
@@ -78,6 +84,61 @@ static inline int8_t tjx_requantize_s8(int32_t acc, int32_t multiplier, int32_t 
     out = TJX_MAX(out, act_min);
     out = TJX_MIN(out, act_max);
     return (int8_t)out;
+}
+
+/*
+ * tjx_requantize with the per-channel work done once. With a Q31 multiplier of at least 2^30
+ * (every normalised one) and a right shift e in [2, 31] (shift <= -2), the double rounding is one
+ * 64-bit multiply-accumulate and a shift:
+ *   h = floor((val * mult + 2^30) / 2^31), then h / 2^e rounded half away from zero
+ *     = floor((h + k) / 2^e),  k = 2^(e-1) if h >= 0 else 2^(e-1) - 1
+ *     = floor((val * mult + 2^30 + k * 2^31) / 2^(31+e))   (floor(floor(a/b) + k)/c = floor((a+kb)/(bc)))
+ * and h < 0 exactly when val < 0 (mult >= 2^30). The constant 2^30 + k * 2^31 is
+ * 2^(e-2) * 2^32 + 2^30 for val >= 0 and that minus 2^31 for val < 0; the result is the high word
+ * of the sum shifted right by e - 1. Other multipliers and shifts take tjx_requantize.
+ */
+typedef struct
+{
+    int32_t mult;
+    int32_t shift;
+    int32_t fast;
+    int32_t e1;  /* fast: e - 1 */
+    uint32_t hi; /* fast: 2^(e-2) */
+} tjx_rq;
+
+static inline tjx_rq tjx_rq_make(int32_t mult, int32_t shift)
+{
+    tjx_rq q;
+    q.mult = mult;
+    q.shift = shift;
+    q.fast = mult >= (1 << 30) && shift <= -2 && shift >= -31;
+    q.e1 = q.fast ? -shift - 1 : 0;
+    q.hi = q.fast ? 1u << (uint32_t)(-shift - 2) : 0u;
+    return q;
+}
+
+static inline int32_t tjx_rq_fast(int32_t val, int32_t mult, uint32_t hi, int32_t e1)
+{
+    const uint32_t neg = (uint32_t)(val >> 31); /* 0 or all ones */
+    const uint64_t c = ((uint64_t)(hi + neg) << 32) | (0x40000000u | (neg & 0x80000000u));
+    const int64_t p = (int64_t)val * mult + (int64_t)c;
+    return (int32_t)(p >> 32) >> e1;
+}
+
+static inline int32_t tjx_rq_apply(const tjx_rq *q, int32_t val)
+{
+    if (q->fast)
+    {
+        return tjx_rq_fast(val, q->mult, q->hi, q->e1);
+    }
+    return tjx_requantize(val, q->mult, q->shift);
+}
+
+static inline int8_t tjx_clamp_s8(int32_t v, int32_t act_min, int32_t act_max)
+{
+    v = TJX_MAX(v, act_min);
+    v = TJX_MIN(v, act_max);
+    return (int8_t)v;
 }
 
 /* a + b wrapping like the hardware (no C overflow) */
@@ -180,10 +241,29 @@ static inline int32_t tjx_smlatt(uint32_t a, uint32_t b, int32_t acc)
 }
 #endif /* TJX_DSP_NATIVE */
 
-/* bytes 1 and 3 of v, sign-extended to the two lanes (SXTB16 with ROR #8) */
+/* bytes 1 and 3 of v, sign-extended to the two lanes (SXTB16 with ROR #8: ACLE has no rotated
+   form and GCC does not fold the rotation into the instruction, hence one instruction of asm) */
 static inline uint32_t tjx_sxtb16_ror8(uint32_t v)
 {
+#if TJX_DSP_NATIVE && defined(__GNUC__)
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+#else
     return tjx_sxtb16(tjx_ror8(v));
+#endif
+}
+
+/* lanes of a plus bytes 1 and 3 of v, sign-extended (SXTAB16 with ROR #8) */
+static inline uint32_t tjx_sxtab16_ror8(uint32_t a, uint32_t v)
+{
+#if TJX_DSP_NATIVE && defined(__GNUC__)
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
+    return r;
+#else
+    return tjx_sxtab16(a, tjx_ror8(v));
+#endif
 }
 
 /* an offset in both lanes, for tjx_sxtab16 */
@@ -208,7 +288,7 @@ static inline int32_t tjx_dot_s8_dsp(const int8_t *a, int32_t a_offset, const in
         const uint32_t va = tjx_read_u32(a + i);
         const uint32_t vb = tjx_read_u32(b + i);
         acc = tjx_smlad(tjx_sxtab16(a_off, va), tjx_sxtab16(b_off, vb), acc);
-        acc = tjx_smlad(tjx_sxtab16(a_off, tjx_ror8(va)), tjx_sxtab16(b_off, tjx_ror8(vb)), acc);
+        acc = tjx_smlad(tjx_sxtab16_ror8(a_off, va), tjx_sxtab16_ror8(b_off, vb), acc);
     }
     for (; i < n; i++)
     {
