@@ -277,7 +277,8 @@ def fit_and_plot(workdir: Path, base: ModelSpec, front: list[dict], finished: li
         say.status("tinyjax.search.rubik is not installed here: no formula fitted")
         return
     say.status(f"fitting r and d over MACs to the {len(front)} frontier points...")
-    formula = fit_formula([(p["macs"], p["r"], p["d"]) for p in front], base=base)
+    formula = fit_formula([(p["macs"], p["r"], p["d"]) for p in front], base=base,
+                          source=f"frontier of {workdir} ({base.name} base)")
     formula.save(workdir / "formula.json")
     plot_fit(formula, workdir / "formula.png", frontier=front, samples=finished)
     say.status(f"wrote {workdir / 'samples.json'}, {workdir / 'frontier.json'}, "

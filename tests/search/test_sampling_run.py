@@ -44,7 +44,7 @@ def fake_rubik(monkeypatch):
         def save(self, path):
             path.write_text(json.dumps({"points": seen["points"]}))
 
-    def fit_formula(points, base):
+    def fit_formula(points, base, source=""):
         seen["points"], seen["base"] = points, base
         return Formula()
 
