@@ -99,8 +99,10 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default="runs/rubik_vs_compound", help="training runs (resumable)")
     p.add_argument("--quick", action="store_true", help="smoke run: 3 steps per network, batch 16")
     a = p.parse_args(argv)
+    from tinyjax.search.sampling import host_devices_for, parse_targets
+
+    host_devices_for(a.seeds)   # on a CPU: one XLA device per seed, so the 3 seeds are one program
     from tinyjax.config import load_config
-    from tinyjax.search.sampling import parse_targets
 
     targets = parse_targets(a.targets)
     cfg = load_config(a.config)

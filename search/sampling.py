@@ -42,7 +42,8 @@ from tinyjax.errors import TinyJaxError, run_cli
 from tinyjax.scaling import TINYNET, scale
 from tinyjax.spec import ModelSpec
 
-__all__ = ["Sample", "SamplingError", "frontier", "parse_macs", "read_results", "sample_models"]
+__all__ = ["Sample", "SamplingError", "frontier", "host_devices_for", "parse_macs", "read_results",
+           "sample_models"]
 
 PROG = "tinyjax.search.sampling"
 RESULT_KEYS = ("name", "target", "macs", "params", "r", "d", "w", "resolution", "top1", "top1_seeds")
@@ -200,6 +201,18 @@ def train_sample(cfg, sample: Sample, workdir: Path, progress) -> tuple[dict | N
             "steps": int(result.step), "train_seconds": round(time.time() - t0, 1)}, None
 
 
+def host_devices_for(population: int) -> None:
+    """Let a population of ``population`` members run on a CPU: the trainer puts one member per
+    device of its mesh's population axis, and a CPU is one device unless XLA splits it
+    (``--xla_force_host_platform_device_count``, the members then share the cores). Call before
+    JAX first asks for its devices; a flag already set is left alone, accelerators ignore it."""
+    import os
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if population > 1 and "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={population}".strip()
+
+
 def _fmt_eta(seconds: float) -> str:
     s = int(round(seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
@@ -354,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tinyjax.run_setup import spec_from_config
 
     cfg = _base_config(apply_overrides(load_config(args.config), overrides), args.base)
+    host_devices_for(int(cfg.population.size))
     base = spec_from_config(cfg, pipeline.get_info(cfg.data).num_classes)
     samples = sample_models(base, targets, args.samples, tolerance=args.tolerance,
                             r_range=ranges["r"], d_range=ranges["d"], w_range=ranges["w"],

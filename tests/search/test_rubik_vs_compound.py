@@ -35,6 +35,7 @@ def test_the_table_has_a_row_per_target_with_mean_std_and_difference(monkeypatch
     top1 = {"rubik": [0.60, 0.62, 0.64], "compound": [0.50, 0.50, 0.50]}
     monkeypatch.setattr(bench, "train_seeds",
                         lambda cfg, spec, workdir, seeds: np.array(top1[workdir.name.split("_")[1]]))
+    monkeypatch.setenv("XLA_FLAGS", "")     # main sets the host device count: undone after the test
     assert bench.main(["--quick", "--workdir", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 5 and [x.split()[0] for x in lines[2:]] == ["12M", "24M", "50M"]

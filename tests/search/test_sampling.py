@@ -85,3 +85,15 @@ def test_user_mistakes_are_one_line_and_exit_2(tmp_path, capsys, extra, message)
     err = [x for x in capsys.readouterr().err.splitlines() if "error" in x]
     assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "w").exists()
+
+
+def test_a_population_gets_as_many_host_devices_unless_the_flag_is_set(monkeypatch):
+    import os
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_foo=1")
+    sampling.host_devices_for(1)
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_foo=1"
+    sampling.host_devices_for(3)
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_foo=1 --xla_force_host_platform_device_count=3"
+    sampling.host_devices_for(5)
+    assert os.environ["XLA_FLAGS"].endswith("count=3")
