@@ -5,9 +5,16 @@
 
 Every sampled network is trained with this config; its model at its resolution is the base the
 sampler scales by (r, d, w). The default base is the MCU-style ``shapes_net`` of
-``configs/train_embedded.py`` at 48 px (4.87M MACs, 6 blocks), trained for 150 steps of 64 (1.6
-epochs, one seed): the whole run (16 models, frontier, formula) takes about 15 minutes on 2 CPU
-cores, most of it XLA compiling 16 different networks.
+``configs/train_embedded.py`` at 48 px (4.87M MACs, 6 blocks), each model trained for 80 steps
+of 64 (0.85 epochs, one seed; ``--config.population.size=3`` trains 3 seeds as one vmapped
+program, on a CPU as 3 XLA host devices).
+
+Measured (the command above, 2 CPU cores shared with two other jobs, load average 4-6): 31 min
+34 s of wall time, 914 CPU-seconds; a model took 37-208 s (compiling its train and eval steps,
+then 80 steps), 37-42 s when the machine was quiet, so about 12 minutes for the 16 on 2 free
+cores (an estimate from those, not a run). Top-1 0.33-0.45 (chance 0.10); frontier 1.91M
+(r .738 d .758 w .656, 0.413), 2.07M (.537 .570 1.369, 0.418), 3.99M (.790 .691 1.476, 0.446),
+4.00M (.762 .589 1.482, 0.447). A rerun with everything trained only refits (57 s).
 
 ARG ``b0``: EfficientNet-B0 itself at 64 px (32M MACs with 10 classes; use targets such as 3M,6M
 and the default ranges). Faithful to the paper's base, but each sampled network takes 1-2
