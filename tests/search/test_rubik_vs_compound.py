@@ -50,6 +50,7 @@ def test_the_quick_run_trains_both_networks_at_three_targets(tmp_path):
                           "--targets", "6M,8M,10M", "--workdir", str(tmp_path)],
                          capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = out.stdout.splitlines()[2:]
+    lines = out.stdout.splitlines()
+    rows = lines[next(i for i, x in enumerate(lines) if x.startswith("---")) + 1:]
     assert [r.split()[0] for r in rows] == ["6M", "8M", "10M"]
     assert all("±" in r for r in rows)
