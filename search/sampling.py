@@ -30,7 +30,6 @@ import copy
 import dataclasses
 import json
 import math
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -53,18 +52,15 @@ class SamplingError(TinyJaxError):
     """Arguments, ranges or work-directory files the sampler cannot use; the message says which."""
 
 
-_UNITS = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9}
-
-
 def parse_macs(text: str) -> int:
-    """``"30M"`` -> 30_000_000 (units k, M, G; decimal, as MACs are quoted in the papers)."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kKMG]?)\s*", text)
-    if not m:
-        raise SamplingError(f"MACs target {text!r} is not a number such as 30M, 1.5G or 400000")
-    value = int(round(float(m.group(1)) * _UNITS[m.group(2)]))
-    if value < 1:
-        raise SamplingError(f"MACs target {text!r} must be positive")
-    return value
+    """``"30M"`` -> 30_000_000 (:func:`tinyjax.search.units.parse_count`: k, M, G are decimal, as
+    MACs are quoted in the papers)."""
+    from tinyjax.search.units import UnitError, parse_count
+
+    try:
+        return parse_count(text)
+    except UnitError as e:
+        raise SamplingError(f"MACs target {text!r}: {e}") from None
 
 
 def parse_targets(text: str) -> list[int]:

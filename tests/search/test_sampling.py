@@ -74,7 +74,7 @@ def test_a_corrupt_result_file_is_named_with_what_to_do(tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--targets", "ten"], "MACs target 'ten' is not a number"),
+    (["--targets", "ten"], "MACs target 'ten': cannot read a count"),
     (["--targets", "3M", "--samples", "0"], "--samples must be at least 1"),
     (["--targets", "3M", "--base", "tinynet_z"], "unknown model 'tinynet_z'"),
     (["--targets", "3M", "--r", "1.0"], "--r must be two numbers"),
