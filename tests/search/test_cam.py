@@ -37,6 +37,7 @@ def _check_maps(model, variables, images):
     assert (pred2 == pred).all()
 
 
+@pytest.mark.slow   # a training run (1.5-2.5 min on 2 shared cores); the map math is also checked below
 def test_the_map_pools_to_the_predicted_logit(trained):
     from tinyjax.runs import eval_images, load_run
 
@@ -55,6 +56,7 @@ def test_without_a_head_conv_the_map_is_the_last_blocks():
     _check_maps(model, init_variables(model, 1), images)
 
 
+@pytest.mark.slow
 def test_the_cli_draws_one_png_with_a_row_per_run(trained, tmp_path, capsys):
     out = tmp_path / "cam.png"
     argv = ["--workdir", str(trained), str(trained), "--out", str(out), "--images", "3"]
