@@ -320,13 +320,9 @@ def parse_args(argv: Sequence[str] | None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
     parser.add_argument("--per-band", type=int, default=2,
                         help="frontier models per target band (default 2)")
-    args, rest = parser.parse_known_args(argv)
-    overrides = []
-    for item in rest:
-        if not item.startswith("--config."):
-            parser.error(f"unrecognised argument {item!r} (overrides look like --config.key=value)")
-        overrides.append(item[len("--config."):])
-    return args, overrides
+    from tinyjax.config import parse_with_overrides
+
+    return parse_with_overrides(parser, argv)
 
 
 def _base_config(cfg, base: str | None):

@@ -76,6 +76,18 @@ def _parse(text: str):
         return text  # a bare string such as a model name
 
 
+def parse_with_overrides(parser, argv: Sequence[str] | None):
+    """``(args, overrides)``: ``parser``'s arguments, and the ``--config.KEY=VALUE`` items as
+    ``KEY=VALUE`` strings for :func:`apply_overrides`; any other unknown argument is a parser error."""
+    args, rest = parser.parse_known_args(argv)
+    overrides = []
+    for item in rest:
+        if not item.startswith("--config."):
+            parser.error(f"unrecognised argument {item!r} (overrides look like --config.key=value)")
+        overrides.append(item[len("--config."):])
+    return args, overrides
+
+
 def apply_overrides(cfg, overrides: Sequence[str]):
     """Apply ``key.sub=VALUE`` overrides (without the ``--config.`` prefix). Unknown keys and
     values of the wrong type raise :class:`ConfigFileError` naming the key."""

@@ -63,17 +63,9 @@ class Source:
     vectors: Callable[[int], np.ndarray]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    from tinyjax.info import positive_int
+
     p = argparse.ArgumentParser(
         prog="python -m tinyjax.export",
         description="Export a network as int8 C (CMSIS-NN API) with its memory plan and test vectors.")
@@ -94,12 +86,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--device", metavar="NAME",
                    help="refuse a network that does not fit this board: stm32f412, stm32f746, stm32h743")
     p.add_argument("--prefix", default="model", help="C prefix of every generated name (default: model)")
-    p.add_argument("--calibration", type=_positive_int, metavar="N",
+    p.add_argument("--calibration", type=positive_int, metavar="N",
                    help=f"images to calibrate on (default: {CHECKPOINT_CALIBRATION} training images "
                         f"of a checkpoint's dataset, {RANDOM_CALIBRATION} random images otherwise)")
-    p.add_argument("--resolution", type=_positive_int, metavar="R",
+    p.add_argument("--resolution", type=positive_int, metavar="R",
                    help="with --model/--spec: input resolution in pixels (default: the model's own)")
-    p.add_argument("--vectors", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--vectors", type=positive_int, default=1, metavar="N",
                    help="test images in input.bin / expected.bin (default: 1)")
     return p.parse_args(argv)
 

@@ -147,7 +147,8 @@ def zoo_table() -> str:
     return "\n".join(lines)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type of a positive integer (a one-line error otherwise)."""
     try:
         v = int(text)
     except ValueError:
@@ -165,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("model", nargs="?", metavar="MODEL",
                         help="zoo name (e.g. tinynet_e, mcunet_in3), a ModelSpec JSON file, or a "
                              "ProxylessNAS/MCUNet net-config JSON file")
-    parser.add_argument("--resolution", type=_positive_int, metavar="R",
+    parser.add_argument("--resolution", type=positive_int, metavar="R",
                         help="input resolution in pixels, at least the network's total stride "
                              "(default: the model's own)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

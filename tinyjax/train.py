@@ -29,13 +29,9 @@ def parse_args(argv: Sequence[str] | None):
     parser.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, tensorboard/")
     parser.add_argument("--multihost", action="store_true",
                         help="call jax.distributed.initialize() before anything else")
-    args, rest = parser.parse_known_args(argv)
-    overrides = []
-    for item in rest:
-        if not item.startswith("--config."):
-            parser.error(f"unrecognised argument {item!r} (overrides look like --config.key=value)")
-        overrides.append(item[len("--config."):])
-    return args, overrides
+    from tinyjax.config import parse_with_overrides
+
+    return parse_with_overrides(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
