@@ -77,8 +77,9 @@ class Fit:
 
 class MemoryCheck:
     """Does an arch of ``space`` fit ``sram_bytes`` of arena (and ``flash_bytes`` of constants,
-    unless None) on ``target``? The plan is codegen's (``memory.peak_sram_bytes``, the one the
-    generated C uses), so search and firmware agree; results are cached per arch."""
+    unless None) on ``target``? The plan is codegen's (``memory.plan_graph`` of
+    ``graph_from_spec``, the peak ``memory.peak_sram_bytes`` reports and the arena the generated C
+    uses), so search and firmware agree; results are cached per arch."""
 
     def __init__(self, space: SearchSpace, sram_bytes: int, flash_bytes: int | None = None,
                  target: str = DEFAULT_TARGET) -> None:
@@ -112,11 +113,13 @@ class MemoryCheck:
         if fit is None:
             from tinyjax.codegen.graph import graph_from_spec
             from tinyjax.codegen.kernels import flash_bytes
-            from tinyjax.codegen.memory import peak_sram_bytes
+            from tinyjax.codegen.memory import plan_graph
             from tinyjax.counting import count
 
+            # what memory.peak_sram_bytes(spec) plans, on one graph shared with flash_bytes
             spec = self.space.spec(arch)
-            peak, flash = peak_sram_bytes(spec, self.target), flash_bytes(graph_from_spec(spec))
+            graph = graph_from_spec(spec)
+            peak, flash = plan_graph(graph, self.target, verify=False).peak_bytes, flash_bytes(graph)
             stats = count(spec)
             fit = Fit(self._fits(peak, flash), peak, flash, stats.macs, stats.params)
             self._cache[arch] = fit

@@ -88,6 +88,21 @@ def test_verify_agrees_with_the_check_on_every_record(run):
         assert fit == check(r.arch) == r.fit
 
 
+def test_the_check_is_the_codegen_plan(budget):
+    from tinyjax.codegen.graph import graph_from_spec
+    from tinyjax.codegen.kernels import flash_bytes
+    from tinyjax.codegen.memory import peak_sram_bytes
+
+    check, rng = MemoryCheck(SPACE, budget, flash_bytes=300_000), random.Random(5)
+    for arch in [SPACE.largest(), SPACE.smallest()] + [SPACE.sample(rng) for _ in range(4)]:
+        spec = SPACE.spec(arch)
+        fit, flash = check(arch), flash_bytes(graph_from_spec(spec))
+        assert fit.peak_sram_bytes == peak_sram_bytes(spec, "cortex-m7") and fit.flash_bytes == flash
+        assert (fit.macs, fit.params) == (count(spec).macs, count(spec).params)
+        assert fit.fits == (fit.peak_sram_bytes <= budget and flash <= 300_000)
+    assert not check(SPACE.largest()).fits and check(SPACE.smallest()).fits
+
+
 def test_verify_raises_when_a_reported_fit_is_wrong(budget):
     check = MemoryCheck(SPACE, budget)
     arch = SPACE.smallest()
