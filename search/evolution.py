@@ -409,7 +409,7 @@ def _resume(state, space: SearchSpace, check: MemoryCheck, cfg: EvolutionConfig,
     for what, old, new in (("space", state.space, space.to_dict()), ("settings", old_cfg, new_cfg),
                            ("seed", state.seed, seed), ("budget", state.constraint, check.to_dict())):
         if old != new:
-            raise EvolutionError(f"the saved search has another {what} ({old} here {new}); resume it "
+            raise EvolutionError(f"the saved search has another {what} (saved {old}, now {new}); resume it "
                                  f"with its own {what} or start afresh in a new work directory")
     state.config = cfg.to_dict()
     return state
