@@ -339,6 +339,11 @@ def run_stage1(spaces: Iterable[SearchSpace], sram_bytes: int, flash_bytes: int,
         on_space: called in this process with each newly computed stats as it completes (the
             caller saves progress there).
     """
+    from tinyjax.codegen.kernels import get_target
+
+    get_target(target)                     # a user mistake fails here, not in a worker
+    if samples < 1:
+        raise TinyJaxError(f"stage 1 needs at least one sample per space, got {samples}")
     spaces = list(spaces)
     done = dict(done or {})
     args = (sram_bytes, flash_bytes, target, samples, seed)

@@ -147,6 +147,13 @@ def test_run_is_deterministic_across_workers_and_resumes():
     assert (other.macs, other.min_flash) != (one[-1].macs, one[-1].min_flash)
 
 
+def test_user_mistakes_raise_before_any_work():
+    with pytest.raises(TinyJaxError, match="unknown target"):
+        run_stage1([SearchSpace(0.2, 48, 10)] * 2, 64 * KB, MB, "cortex-m99", 5, workers=2)
+    with pytest.raises(TinyJaxError, match="at least one sample"):
+        run_stage1([SearchSpace(0.2, 48, 10)], 64 * KB, MB, "cortex-m7", 0)
+
+
 def test_tiny_budget_fits_nothing_and_names_the_smallest_peak():
     spaces = [SearchSpace(w, r, 10) for w in (0.2, 0.3) for r in (48, 64)]
     stats = run_stage1(spaces, 8 * KB, 1 * MB, "cortex-m7", samples=10, workers=1)
