@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from tinyjax.codegen import kernels as _kernels
+from tinyjax.codegen.errors import GraphError
 from tinyjax.codegen.graph import Graph, _op, graph_from_spec
 from tinyjax.codegen.kernels import DEFAULT_TARGET, KernelChoice, Target, get_target
 from tinyjax.codegen.ops import OPS
@@ -61,8 +62,10 @@ from tinyjax.shapes import align_up
 __all__ = [
     "GraphPlan",
     "MAX_ORDERS",
+    "chain_buffers",
     "fits",
     "peak_sram_bytes",
+    "peak_within",
     "plan_graph",
     "scratch_name",
 ]
@@ -357,11 +360,17 @@ def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "por
         layouts = [lay for _, _, lay in scored[:PLANNED_ORDERS]]
         if all(k for _, k, _ in scored[:PLANNED_ORDERS]):  # always plan the given order too:
             layouts.append(next(lay for _, k, lay in scored if k == 0))  # never worse than it
+    return _finish(st, *_best(st, layouts, algorithm, alignment, in_place, verify))
+
+
+def _best(st: _Static, layouts: Sequence[_Layout], algorithm: str, alignment: int, in_place: bool,
+          verify: bool) -> tuple[_Layout, MemoryPlan]:
+    """The layout and plan with the smallest peak (the first on ties)."""
     best: tuple[_Layout, MemoryPlan] | None = None
     for lay in layouts:
         mp = _plan(lay.buffers, algorithm, alignment, verify)
         if mp.peak_bytes > mp.lower_bound_bytes and in_place and any(
-                len(rec.in_place_inputs(op)) > 1 for op, rec in zip(graph.ops, st.recs)):
+                len(rec.in_place_inputs(op)) > 1 for op, rec in zip(st.ops, st.recs)):
             # Overwriting the branch instead of the shortcut gives the same live totals but
             # other rectangles; try it when the first packing is not provably optimal.
             alt = _layout(st, lay.order, in_place, False)
@@ -370,7 +379,7 @@ def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "por
                 lay, mp = alt, mp2
         if best is None or mp.peak_bytes < best[1].peak_bytes:
             best = (lay, mp)
-    return _finish(st, best[0], best[1])
+    return best
 
 
 @functools.lru_cache(maxsize=4096)
@@ -401,3 +410,35 @@ def fits(spec, sram_bytes: int, flash_bytes: int | None = None,
     if peak > sram_bytes:
         return False
     return flash_bytes is None or flash <= flash_bytes
+
+
+def chain_buffers(graph: Graph, target: str = DEFAULT_TARGET) -> list[Buffer]:
+    """The buffers :func:`plan_graph` places first for a chain graph (one execution order,
+    in-place updates on, an add overwriting its shortcut first), in its order: groups of tensors
+    that share bytes, then scratch. Raises GraphError when ``graph`` branches."""
+    if not is_chain(graph):
+        raise GraphError("chain_buffers needs a chain graph (each op reads its predecessor's output)")
+    st = _Static(graph, get_target(target))
+    return _layout(st, tuple(range(len(graph.ops))), True, True).buffers
+
+
+def peak_within(graph: Graph, limit: int, target: str = DEFAULT_TARGET) -> tuple[int, int | None]:
+    """``(lower, peak)``: a lower bound of the arena and, when that bound is at most ``limit``
+    bytes, the planned peak ``plan_graph(graph, target, verify=False).peak_bytes`` (else ``None``:
+    the peak is above ``limit`` too, and its placement is skipped).
+
+    The search's fast fit check: most candidates of a large space are rejected by the bound
+    alone. For a chain (one execution order) ``lower`` is ``planner.lower_bound`` of the order's
+    buffers, which no placement beats; a graph with branches is planned in full
+    (``lower == peak``).
+    """
+    t = get_target(target)
+    if not is_chain(graph):
+        peak = plan_graph(graph, t.name, verify=False).peak_bytes
+        return peak, peak
+    st = _Static(graph, t)
+    lay = _layout(st, tuple(range(len(graph.ops))), True, True)
+    lower = lower_bound(lay.buffers, DEFAULT_ALIGNMENT)
+    if lower > limit:
+        return lower, None
+    return lower, _best(st, [lay], "portfolio", DEFAULT_ALIGNMENT, True, False)[1].peak_bytes
