@@ -68,6 +68,9 @@ def train_seeds(cfg, spec, workdir: Path, seeds: int) -> np.ndarray:
     c = copy.deepcopy(cfg)
     c.spec, c.resolution = spec.to_json(indent=None), 0
     c.population.size = seeds
+    # The seeds as a vmap axis on one device: splitting a 2-core CPU into 3 XLA devices made the
+    # population's collectives wait on each other past XLA's 40 s rendezvous limit under load.
+    c.mesh.population = 1
     with Progress(f"rubik_vs_compound [{workdir.name}]", stream=sys.stderr) as progress:
         result = train_and_evaluate(c, workdir, progress=progress)
     if result.preempted:
@@ -99,9 +102,8 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default="runs/rubik_vs_compound", help="training runs (resumable)")
     p.add_argument("--quick", action="store_true", help="smoke run: 3 steps per network, batch 16")
     a = p.parse_args(argv)
-    from tinyjax.search.sampling import host_devices_for, parse_targets
+    from tinyjax.search.sampling import parse_targets
 
-    host_devices_for(a.seeds)   # on a CPU: one XLA device per seed, so the 3 seeds are one program
     from tinyjax.config import load_config
 
     targets = parse_targets(a.targets)

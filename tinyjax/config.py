@@ -161,7 +161,10 @@ def train_defaults():
     c.seed = 0                     # weights / dropout; population member k uses seed + k
     c.data_seed = 0                # data order and augmentation
     c.population = ConfigDict({"size": 1, "lr_scales": ()})
-    c.mesh = ConfigDict({"data": -1})
+    # mesh.population: devices along the population axis; -1 = one member per device group (the
+    # population size), 1 = every member on every device as a vmap axis (a CPU, or members that
+    # do not split over the devices)
+    c.mesh = ConfigDict({"data": -1, "population": -1})
     c.log_every_steps = 50
     c.eval_every_steps = 2000
     c.checkpoint_every_steps = 1000

@@ -135,7 +135,11 @@ def setup(cfg, workdir: Path, progress: Progress) -> Run:
     scales = list(cfg.population.lr_scales) if cfg.population.get("lr_scales") else [1.0] * pop
     if len(scales) != pop:
         raise optim.ConfigError(f"population.lr_scales has {len(scales)} entries, size is {pop}")
-    mesh = make_mesh(pop, cfg.mesh.data)
+    pop_axis = int(cfg.mesh.get("population", -1))
+    if pop_axis not in (-1, 1, pop):
+        raise optim.ConfigError(f"mesh.population must be -1 (the population size), 1 or {pop}, "
+                                f"got {pop_axis}")
+    mesh = make_mesh(pop if pop_axis == -1 else pop_axis, cfg.mesh.data)
     _check_workdir(workdir)
 
     # -- build and restore

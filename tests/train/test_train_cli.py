@@ -163,6 +163,7 @@ def test_the_default_embedded_config_reaches_80_percent(tmp_path, env):
     (["--config.data.name=no_such_dataset"], "no_such_dataset"),
     (["--config.batch_sise=3"], "unknown config key 'batch_sise'"),
     (["--config.optimizer=lamb"], "unknown optimizer"),
+    (["--config.population.size=3", "--config.mesh.population=2"], "mesh.population must be -1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, env, extra, message):
     r = run(args(tmp_path / "w", *extra), env)
