@@ -38,9 +38,9 @@ Stages and why they are built this way:
 
 Drawing the data at the search resolutions (``load_rendered``, train + validation, 7,200 images,
 drawn and saved; CPU seconds are the work, wall seconds were measured on 2 cores shared with
-other jobs, load average 5-8; the threads add no CPU time, so 2 free cores take about half the CPU
-seconds): 96 px 14.9 CPU-s (30.0 s wall), 144 px 31.3 CPU-s (62.9 s), 176 px 48.5 CPU-s (81.9 s);
-32 px 2.4 CPU-s. Cached, both splits load in 0.4 s (96 px, 190 MiB) to 2.3 s (176 px, 638 MiB).
+other jobs, load average 5-7; the threads add no CPU time, so 2 free cores take about half the CPU
+seconds): 96 px 11.9 CPU-s (14.3 s wall), 144 px 24.4 CPU-s (34.3 s), 176 px 39.2 CPU-s (59.6 s);
+32 px 1.7 CPU-s. Cached, both splits load in 0.2 s (96 px, 190 MiB) to 2.0 s (176 px, 638 MiB).
 
 EXPECTED (to be filled in with measured figures: wall time per stage, the chosen (w, r), its FLOPs
 CDF, supernet top-1 of the largest and smallest sub-network, the winner's MACs, peak SRAM, flash,
