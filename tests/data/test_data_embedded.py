@@ -98,3 +98,92 @@ def test_data_dir_defaults_to_the_environment(monkeypatch, tmp_path):
 def test_unknown_split_is_a_data_error(shapes_dir):
     with pytest.raises(DataError, match="no split 'test'"):
         embedded.load_numpy("test", shapes_dir)
+
+
+# sha256 of render_split("validation") (images, then labels) drawn by the 32-px-only code of
+# commit 03b7906, before sizes existed: size 32 must stay the TFDS dataset, bit for bit.
+VALIDATION_32_SHA256 = "4c4efe335eec88d6171b346c9489a74a475e35dc06b1e2a7364da099be0ee74e"
+
+
+def test_size_32_is_the_dataset_drawn_before_sizes_existed():
+    assert _digest(*embedded.render_split("validation", 32)) == VALIDATION_32_SHA256
+    assert _digest(*embedded.render_split("validation", workers=1)) == VALIDATION_32_SHA256
+
+
+def _noiseless(size: int, n: int = 200) -> np.ndarray:
+    params = embedded._draw_block(1, 0, n, size)
+    params["noise"][:] = 0
+    return embedded._render(params).astype(np.float32)
+
+
+def _shrink(images: np.ndarray, factor: int) -> np.ndarray:
+    n, s = images.shape[:2]
+    return images.reshape(n, s // factor, factor, s // factor, factor, 3).mean(axis=(2, 4))
+
+
+def test_a_larger_size_draws_the_same_scenes():
+    small, large = _noiseless(32), _shrink(_noiseless(64), 2)
+    per_image = np.abs(small - large).mean(axis=(1, 2, 3))
+    # Only anti-aliasing differs: 1.20 of 255 on average; sample centres a quarter of a 32-px
+    # pixel off (no + 0.5) give 1.87, another image 40.
+    assert per_image.mean() < 1.4 and per_image.max() < 10, (per_image.mean(), per_image.max())
+    other = np.abs(small - np.roll(large, 1, axis=0)).mean(axis=(1, 2, 3))
+    assert other.min() > 20
+
+
+def test_noise_keeps_its_strength_per_image_at_any_size():
+    sigma = {}
+    for size in (32, 96):
+        noisy = embedded._render(embedded._draw_block(1, 0, 200, size)).astype(np.float32)
+        sigma[size] = (noisy - _noiseless(size)).std(axis=(1, 2, 3))
+    assert np.corrcoef(sigma[32], sigma[96])[0, 1] > 0.99
+    assert 0.95 < np.mean(sigma[96] / sigma[32]) < 1.05
+    # ... from a generator of its own: the 96-px noise is not the 32-px stream continued
+    a = embedded._draw_block(1, 0, 4, 96)["noise"][:, :32, :32]
+    assert not np.allclose(a, embedded._draw_block(1, 0, 4, 32)["noise"])
+
+
+def test_marks_drawn_in_windows_equal_marks_drawn_over_the_whole_image(monkeypatch):
+    windowed = embedded._render(embedded._draw_block(0, 3, 60, 80))
+
+    def whole_image(mark, size):
+        grid = np.broadcast_to(np.arange(size), (len(mark["x"]), size))
+        return grid, grid
+
+    monkeypatch.setattr(embedded, "_mark_window", whole_image)
+    np.testing.assert_array_equal(windowed, embedded._render(embedded._draw_block(0, 3, 60, 80)))
+
+
+def test_other_sizes_are_deterministic_and_drawn_block_by_block():
+    images, labels = embedded.render_split("validation", 48, workers=2)
+    assert images.shape == (1200, 48, 48, 3) and images.dtype == np.uint8
+    np.testing.assert_array_equal(labels, np.arange(1200) % 10)
+    again, _ = embedded.render_split("validation", 48, workers=1)
+    np.testing.assert_array_equal(images, again)
+    b = embedded.BLOCK
+    np.testing.assert_array_equal(embedded._render(embedded._draw_block(1, 4, b, 48)), images[4 * b:5 * b])
+
+
+def test_the_cache_returns_identical_arrays(tmp_path, monkeypatch):
+    drawn = embedded.load_rendered("validation", 48, tmp_path)
+    path = embedded.cache_path("validation", 48, tmp_path)
+    assert path.is_file() and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("drawn again although the cache holds the split")
+
+    with monkeypatch.context() as m:
+        m.setattr(embedded, "render_split", no_drawing)
+        cached = embedded.load_rendered("validation", 48, tmp_path)
+    assert _digest(*cached) == _digest(*drawn) and cached[0].dtype == np.uint8
+    assert _digest(*drawn) == _digest(*embedded.render_split("validation", 48))
+    path.write_bytes(b"half a file")  # not an .npz of the split: drawn again and replaced
+    assert _digest(*embedded.load_rendered("validation", 48, tmp_path)) == _digest(*drawn)
+    assert _digest(*embedded.load_rendered("validation", 48, tmp_path)) == _digest(*drawn)
+    assert embedded.cache_path("validation", 64, tmp_path) != path
+
+
+@pytest.mark.parametrize("size", [8, 48.0, True, "64"])
+def test_a_bad_size_is_a_data_error(size):
+    with pytest.raises(DataError, match="integer size of at least 16 px"):
+        embedded.render_split("validation", size)

@@ -40,6 +40,13 @@ Why a small CNN succeeds (about 0.9 validation top-1 after a few CPU minutes)
     position; ReLUs after the first layer handle either contrast polarity. Objects are at least
     12 px across, noise is mild and clutter is much thinner or smaller than any object, so a few
     layers at 32×32 suffice. Horizontal flips keep every label (stripes keep their orientation).
+
+At any resolution (``render_split(split, size)``; :func:`load_rendered` caches it as ``.npz``)
+    TinyNAS searches at 48–224 px, where memory budgets bind. Every image keeps the parameters drawn
+    at 32 px (in 32-px units); shapes (2×2 sub-pixels), gradient and marks (edge one output pixel
+    wide) are evaluated at ``size`` px. Noise at size ≠ 32 has the same σ per image, from its own
+    generator seeded ``(SEED, split, block, size)``; size 32 is the TFDS dataset bit for bit.
+    Blocks are drawn on threads (numpy releases the GIL); cost grows as size².
 """
 
 from __future__ import annotations
@@ -47,13 +54,16 @@ from __future__ import annotations
 import math
 import os
 import struct
+import tempfile
+import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-import tinyjax.data  # noqa: F401  (sets TensorFlow's environment before the import below)
+from tinyjax.data import DataError  # the parent package, imported first, sets TF's environment
 
 NAME = "tinyjax_shapes"
 SEED = 20240607
@@ -75,6 +85,9 @@ _NOISE_RANGE = (3.0, 10.0)  # std of the Gaussian pixel noise, 0..255 units
 _GRADIENT_STD = 25.0  # background gradient amplitude per channel at the border, 0..255 units
 _P_BRIGHT_FOREGROUND = 0.8  # the shape is the brighter of its two colours in 80% of images
 _COLOUR_TRIES = 8
+_CHUNK_SAMPLES = 1 << 21  # sub-pixel samples drawn at once (bounds each float32 temporary to 8 MB)
+_MIN_SIZE = 16  # pixels; the smallest rendering (objects stay at least 6 px across)
+_RENDER_REVISION = 1  # part of the cache file name: raise it when drawing at size != 32 changes
 
 # Columns of the [N, _NUM_UNIFORMS] matrix of U(0, 1) draws that parameterises a block of images.
 _U_BG = slice(0, 3)
@@ -108,12 +121,17 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
 
 
-def _draw_block(split_id: int, block: int, n: int) -> dict[str, np.ndarray]:
-    """Every random choice of images ``block·BLOCK … block·BLOCK + n - 1`` of a split, as arrays."""
+def _draw_block(split_id: int, block: int, n: int, size: int = IMAGE_SIZE) -> dict[str, np.ndarray]:
+    """Every random choice of images ``block·BLOCK … block·BLOCK + n - 1`` of a split, as arrays;
+    the pixel noise at ``size`` px (the same σ per image at every size)."""
     rng = np.random.default_rng((SEED, split_id, block))
     u = rng.random((n, _NUM_UNIFORMS))
     gradient_amp = rng.normal(0.0, _GRADIENT_STD, (n, 3))
-    noise = rng.standard_normal((n, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32)
+    if size == IMAGE_SIZE:  # the 32-px noise continues the parameters' stream (the TFDS dataset)
+        noise = rng.standard_normal((n, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32)
+    else:
+        noise_rng = np.random.default_rng((SEED, split_id, block, size))
+        noise = noise_rng.standard_normal((n, size, size, 3), dtype=np.float32)
     p: dict[str, np.ndarray] = {"label": (block * BLOCK + np.arange(n)) % NUM_CLASSES}
     lerp = lambda col, lo, hi: lo + (hi - lo) * u[:, col]  # noqa: E731
 
@@ -166,29 +184,30 @@ def _draw_block(split_id: int, block: int, n: int) -> dict[str, np.ndarray]:
             "radius": np.where(line, 0.4 + 0.3 * c[:, 8], 0.8 + 0.8 * c[:, 8]),
         })
     p["marks"] = marks
-    p["noise"] = noise * lerp(_U_NOISE, *_NOISE_RANGE).astype(np.float32)[:, None, None, None]
+    noise *= lerp(_U_NOISE, *_NOISE_RANGE).astype(np.float32)[:, None, None, None]
+    p["noise"] = noise
     return p
 
 
-def _grid(ss: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sample centres in pixels, float32 [1, 32·ss, 32·ss] each (geometry runs in float32)."""
-    c = ((np.arange(IMAGE_SIZE * ss) + 0.5) / ss).astype(np.float32)
-    gx, gy = np.meshgrid(c, c)
-    return gx[None], gy[None]
+def _centres(ss: int, size: int) -> np.ndarray:
+    """Sample centres along an axis in 32-px units, float32 [size·ss] (geometry runs in float32;
+    rows and columns broadcast). At size 32 the factor is 1/ss, a power of two, so the centres
+    are exactly ``(i + 0.5) / ss``."""
+    return ((np.arange(size * ss) + 0.5) * (IMAGE_SIZE / (size * ss))).astype(np.float32)
 
 
 def _coverage(mask: np.ndarray) -> np.ndarray:
-    """[N, 64, 64] bool sub-pixel mask -> [N, 32, 32, 1] float32 fraction of each pixel covered."""
+    """[N, 2S, 2S] bool sub-pixel mask -> [N, 1, S, S] float32 fraction of each pixel covered."""
     m = mask.view(np.uint8)
     total = m[:, 0::2, 0::2] + m[:, 1::2, 0::2] + m[:, 0::2, 1::2] + m[:, 1::2, 1::2]
-    return (total.astype(np.float32) * np.float32(1.0 / (_SS * _SS)))[..., None]
+    return (total.astype(np.float32) * np.float32(1.0 / (_SS * _SS)))[:, None]
 
 
-def _shape_mask(label: int, p: dict[str, np.ndarray]) -> np.ndarray:
-    """Boolean sub-pixel mask [N, 64, 64] of the foreground of a block of images of class ``label``."""
+def _shape_mask(label: int, p: dict[str, np.ndarray], size: int) -> np.ndarray:
+    """Boolean sub-pixel mask [N, 2·size, 2·size] of the foreground of images of class ``label``."""
     col = lambda key: p[key].astype(np.float32)[:, None, None]  # noqa: E731
-    gx, gy = _grid(_SS)
-    dx, dy = gx - col("cx"), gy - col("cy")
+    centres = _centres(_SS, size)
+    dx, dy = centres[None, None, :] - col("cx"), centres[None, :, None] - col("cy")  # [N,1,W], [N,H,1]
     cos, sin = col("cos"), col("sin")
     u, v = cos * dx + sin * dy, -sin * dx + cos * dy  # object frame, pixels
     if label >= _SHAPE_CLASSES:  # textures: stripes/checks inside an axis-aligned rectangle
@@ -247,58 +266,158 @@ def _star(a: np.ndarray, b: np.ndarray, inner) -> np.ndarray:
     return out
 
 
-def _mark_coverage(mark: dict[str, np.ndarray]) -> np.ndarray:
-    """Coverage [N, 32, 32, 1] of one clutter mark per image (zero where absent).
+def _mark_window(mark: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns [N, W] of a W×W window per image that holds every pixel one clutter mark
+    covers (a mark is at most 9.4 of 32 px across), so marks are drawn on windows, not images."""
+    px = size / IMAGE_SIZE
+    reach = mark["radius"] + 0.5 / px  # coverage is zero farther than this from the segment
+    lo, hi = [], []
+    for start, step in ((mark["y"], mark["dy"]), (mark["x"], mark["dx"])):
+        end = start + mark["length"] * step
+        lo.append(np.floor((np.minimum(start, end) - reach) * px).astype(int) - 1)
+        hi.append(np.ceil((np.maximum(start, end) + reach) * px).astype(int) + 1)
+    w = min(size, int(max(np.max(hi[0] - lo[0]), np.max(hi[1] - lo[1]))))
+    rows, cols = (np.clip(low, 0, size - w)[:, None] + np.arange(w) for low in lo)
+    return rows, cols
 
-    Marks are thin, so they are anti-aliased analytically at pixel resolution (coverage falls
-    linearly from 1 to 0 across the pixel at the edge) rather than by supersampling.
+
+def _mark_coverage(mark: dict[str, np.ndarray], gx: np.ndarray, gy: np.ndarray,
+                   px: np.float32) -> np.ndarray:
+    """Coverage [N, 1, H, W] of one clutter mark per image (zero where absent) at sample centres
+    ``gx`` [N, 1, W] and ``gy`` [N, H, 1] (32-px units); ``px`` output pixels per 32-px unit.
+
+    Marks are thin, so they are anti-aliased analytically at output-pixel resolution (coverage
+    falls linearly from 1 to 0 across the output pixel at the edge) rather than by supersampling.
     """
     col = lambda key: mark[key].astype(np.float32)[:, None, None]  # noqa: E731
-    gx, gy = _grid(1)
     # Distance to the segment start + t·dir, t clipped to [0, length] (length 0: a dot).
     t = np.clip((gx - col("x")) * col("dx") + (gy - col("y")) * col("dy"), 0.0, col("length"))
     ex, ey = gx - col("x") - t * col("dx"), gy - col("y") - t * col("dy")
-    cover = np.clip(col("radius") + 0.5 - np.sqrt(ex * ex + ey * ey), 0.0, 1.0)
-    return (cover * col("present")).astype(np.float32)[..., None]
+    cover = np.clip(col("radius") * px + 0.5 - np.sqrt(ex * ex + ey * ey) * px, 0.0, 1.0)
+    return (cover * col("present")).astype(np.float32)[:, None]
+
+
+def _take(p: dict, rows: slice) -> dict:
+    out = {k: v[rows] for k, v in p.items() if k != "marks"}
+    out["marks"] = [{k: v[rows] for k, v in mark.items()} for mark in p["marks"]]
+    return out
 
 
 def _render(p: dict[str, np.ndarray]) -> np.ndarray:
-    """Images [N, 32, 32, 3] uint8 of a block of parameters."""
+    """Images [N, S, S, 3] uint8 of a block of parameters, S the size of its noise, drawn in chunks
+    of at most ``_CHUNK_SAMPLES`` sub-pixel samples (one chunk at 32 px)."""
+    n, size = p["noise"].shape[:2]
+    step = max(1, _CHUNK_SAMPLES // (size * _SS) ** 2)
+    if n <= step:
+        return _render_chunk(p, size)
+    out = np.empty((n, size, size, 3), np.uint8)
+    for start in range(0, n, step):
+        out[start:start + step] = _render_chunk(_take(p, slice(start, start + step)), size)
+    return out
+
+
+def _render_chunk(p: dict[str, np.ndarray], size: int) -> np.ndarray:
     n = len(p["label"])
-    gx, gy = _grid(1)
+    centres = _centres(1, size)
+    gx, gy = centres[None, None, :], centres[None, :, None]
     ramp = ((p["grad_cos"][:, None, None] * (gx - IMAGE_SIZE / 2) +
              p["grad_sin"][:, None, None] * (gy - IMAGE_SIZE / 2)) / (IMAGE_SIZE / 2))
-    f32 = lambda x: np.asarray(x, np.float32)  # noqa: E731
-    img = f32(p["bg"])[:, None, None] + f32(ramp)[..., None] * f32(p["grad_amp"])[:, None, None]
-    cover = np.zeros((n, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
+    # Channels first while compositing: numpy broadcasts colours over rows far faster than over 3.
+    colour = lambda x: np.asarray(x, np.float32)[:, :, None, None]  # noqa: E731  [N, 3, 1, 1]
+    img = colour(p["bg"]) + np.asarray(ramp, np.float32)[:, None] * colour(p["grad_amp"])
+    cover = np.zeros((n, 1, size, size), np.float32)
     for label in np.unique(p["label"]):
         idx = np.flatnonzero(p["label"] == label)
-        sub = {k: v[idx] for k, v in p.items() if k != "marks"}
-        cover[idx] = _coverage(_shape_mask(int(label), sub))
-    img += cover * (f32(p["fg"])[:, None, None] - img)
-    for mark in p["marks"]:
-        c = _mark_coverage(mark)
-        img += c * (f32(mark["colour"])[:, None, None] - img)
-    img += p["noise"]
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+        sub = {k: v[idx] for k, v in p.items() if k not in ("marks", "noise")}
+        cover[idx] = _coverage(_shape_mask(int(label), sub, size))
+    blend = colour(p["fg"]) - img
+    blend *= cover
+    img += blend
+    px = np.float32(size / IMAGE_SIZE)  # output pixels per 32-px unit (exactly 1 at size 32)
+    images, channels = np.arange(n)[:, None, None, None], np.arange(3)[None, :, None, None]
+    for mark in p["marks"]:  # outside its window a mark's coverage is 0: blending there is a no-op
+        rows, cols = _mark_window(mark, size)
+        c = _mark_coverage(mark, centres[cols][:, None, :], centres[rows][:, :, None], px)
+        at = (images, channels, rows[:, None, :, None], cols[:, None, None, :])
+        window = img[at]
+        window += c * (colour(mark["colour"]) - window)
+        img[at] = window
+    out = p["noise"] + img.transpose(0, 2, 3, 1)  # NHWC
+    return np.clip(np.rint(out, out=out), 0, 255, out=out).astype(np.uint8)
 
 
-def render_split(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Draw a split in generation order: images uint8 [N, 32, 32, 3], labels int32 [N].
-
-    Pure numpy, no TFDS; the prepared TFDS dataset holds the same examples in TFDS's own order.
-    """
+def _check(split: str, size) -> None:
     if split not in SPLIT_SIZES:
-        from tinyjax.data import DataError
-
         raise DataError(f"{NAME} has no split {split!r}; splits: {', '.join(SPLIT_SIZES)}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < _MIN_SIZE:
+        raise DataError(f"{NAME} is drawn at an integer size of at least {_MIN_SIZE} px, got {size!r}")
+
+
+def render_split(split: str, size: int = IMAGE_SIZE,
+                 workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Draw a split in generation order: images uint8 [N, size, size, 3], labels int32 [N].
+
+    Pure numpy, no TFDS; at size 32 the prepared TFDS dataset holds the same examples in TFDS's own
+    order. Other sizes draw the same scenes (module docstring). ``workers`` threads draw blocks
+    (default: one per CPU); the pixels do not depend on it.
+    """
+    _check(split, size)
+    size = int(size)
     n, sid = SPLIT_SIZES[split], _SPLIT_IDS[split]
-    images, labels = [], []
-    for block, start in enumerate(range(0, n, BLOCK)):
-        params = _draw_block(sid, block, min(BLOCK, n - start))
-        images.append(_render(params))
-        labels.append(params["label"])
-    return np.concatenate(images), np.concatenate(labels).astype(np.int32)
+    images = np.empty((n, size, size, 3), np.uint8)
+    labels = np.empty((n,), np.int32)
+
+    def draw(block: int) -> None:
+        start = block * BLOCK
+        params = _draw_block(sid, block, min(BLOCK, n - start), size)
+        images[start:start + len(params["label"])] = _render(params)
+        labels[start:start + len(params["label"])] = params["label"]
+
+    blocks = range(-(-n // BLOCK))
+    with ThreadPoolExecutor(min(len(blocks), workers or os.cpu_count() or 1)) as pool:
+        list(pool.map(draw, blocks))  # list(): re-raises a block's exception here
+    return images, labels
+
+
+def cache_path(split: str, size: int, cache_dir: str | os.PathLike) -> Path:
+    """The ``.npz`` file of :func:`load_rendered` for ``split`` at ``size`` px under ``cache_dir``."""
+    version = f"{TinyjaxShapes.VERSION}" + ("" if size == IMAGE_SIZE else f"-r{_RENDER_REVISION}")
+    return Path(cache_dir).expanduser() / f"{NAME}-{version}-{split}-{size}px.npz"
+
+
+def load_rendered(split: str, size: int = IMAGE_SIZE, cache_dir: str | os.PathLike | None = None,
+                  workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`render_split` through a cache (the one file this library writes: caching is its
+    purpose): ``cache_dir``'s ``.npz`` (:func:`cache_path`) if it holds the split, else drawn and
+    saved there through a temporary file and a rename. ``cache_dir=None``:
+    ``<default_data_dir()>/tinyjax_shapes_rendered``. Uncompressed (noise barely compresses):
+    train at 176 px is 557 MB."""
+    _check(split, size)
+    size = int(size)
+    if cache_dir is None:
+        cache_dir = os.path.join(default_data_dir(), f"{NAME}_rendered")
+    path = cache_path(split, size, cache_dir)
+    n = SPLIT_SIZES[split]
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                images, labels = z["images"], z["labels"]
+            if (images.shape == (n, size, size, 3) and images.dtype == np.uint8
+                    and labels.shape == (n,) and labels.dtype == np.int32):
+                return images, labels
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # not a cache of this split: draw it again and replace the file
+    images, labels = render_split(split, size, workers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, images=images, labels=labels)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return images, labels
 
 
 # ----------------------------------------------------------------------------------------------
@@ -372,11 +491,8 @@ def ensure_prepared(data_dir: str | None = None) -> str:
 
 def load_numpy(split: str, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A whole split from the prepared TFDS copy (built first if missing), in TFDS's record order:
-    images uint8 [N, 32, 32, 3], labels int32 [N]."""
-    if split not in SPLIT_SIZES:
-        from tinyjax.data import DataError
-
-        raise DataError(f"{NAME} has no split {split!r}; splits: {', '.join(SPLIT_SIZES)}")
+    images uint8 [N, 32, 32, 3], labels int32 [N]. Other sizes: :func:`load_rendered`."""
+    _check(split, IMAGE_SIZE)
     builder = TinyjaxShapes(data_dir=ensure_prepared(data_dir))
     ds = builder.as_dataset(split=split, batch_size=-1, shuffle_files=False)
     arrays = tfds.as_numpy(ds)

@@ -1,0 +1,170 @@
+"""TinyNAS (MCUNet) on the embedded dataset: the default config of
+
+    python -m tinyjax.search --budget 320kB [--config configs/search_embedded.py[:runlocal]]
+
+Stages and why they are built this way:
+
+``space`` — the MCUNet space (``tinyjax.search.space``): width multiplier × resolution pick a
+    *space*; inside it a kernel and an expansion per block and a depth per stage pick a
+    *sub-network*. Defaults are the paper's 9 widths × 12 resolutions (48–224 px).
+``stage1`` — space optimisation without training: for every (w, r), ``samples`` random sub-networks
+    are planned by the same memory planner as the generated C; those that fit ``budget`` (SRAM) and
+    ``flash`` give a FLOPs CDF, and the space with the largest mean FLOPs of fitting networks wins
+    (MCUNet: more FLOPs under the same memory means a better space). A space where fewer than
+    ``min_fraction`` of the samples fit is dropped: its CDF would rest on a few networks at the
+    edge of the budget.
+``supernet`` — one weight-sharing network of the chosen space (every block at the largest kernel,
+    expansion and depth), trained with the sandwich rule: each step trains ``k`` sub-networks on
+    the same batch (the largest, the smallest, and k-2 random ones), vmapped over their masks as a
+    population (``mesh.population`` devices hold them; ``mesh.data`` splits the batch).
+    SGD-Nesterov with cosine decay, as OFA. Values are first guesses, to be tuned.
+``evolution`` — OFA's evolutionary search: a random ``population`` of sub-networks that fit, then
+    ``generations`` rounds keeping the best ``parent_ratio`` as parents, filling ``mutation_ratio``
+    of the rest by mutation (each gene resampled with ``mutate_prob``) and the remainder by
+    crossover. Every candidate is planned before it is scored (a candidate that does not fit is
+    redrawn); scoring re-estimates its BN statistics on ``data.calibration_images`` training
+    images and measures top-1 on ``data.holdout`` training images held out of supernet training,
+    so the validation split stays unseen until the fine-tuned winner is evaluated.
+``finetune`` — a training config (``tinyjax.config.train_defaults()``) for the winner: the search
+    fills ``spec`` and ``resolution``; the recipe is ``configs/train_embedded.py``'s. Note: the
+    training pipeline reads the 32-px TFDS copy resized to the resolution, not the natively drawn
+    images the supernet saw, unless the search feeds it ``load_rendered``'s arrays.
+``data`` — ``tinyjax_shapes`` drawn natively at each searched resolution
+    (``tinyjax.data.embedded.load_rendered``: the same scenes as the 32-px TFDS dataset, cached as
+    ``.npz`` under ``cache_dir``; ``""``: ``tinyjax_shapes_rendered`` in the TFDS data dir).
+``export`` — int8 export of the fine-tuned winner: ``calibration_images`` training images fix the
+    activation ranges; ``test_images`` validation images compare the integer reference with the
+    float model.
+
+Drawing the data at the search resolutions (``load_rendered``, train + validation, 7,200 images,
+drawn and saved; CPU seconds are the work, wall seconds were measured on 2 cores shared with
+other jobs, load average 5-7; the threads add no CPU time, so 2 free cores take about half the CPU
+seconds): 96 px 11.9 CPU-s (14.3 s wall), 144 px 24.4 CPU-s (34.3 s), 176 px 39.2 CPU-s (59.6 s);
+32 px 1.7 CPU-s. Cached, both splits load in 0.2 s (96 px, 190 MiB) to 2.0 s (176 px, 638 MiB).
+
+EXPECTED (to be filled in with measured figures: wall time per stage, the chosen (w, r), its FLOPs
+CDF, supernet top-1 of the largest and smallest sub-network, the winner's MACs, peak SRAM, flash,
+and fine-tuned float and int8 top-1): not measured yet.
+
+ARG ``runlocal``: a smoke test (two widths, two resolutions, a few samples, steps and candidates).
+"""
+
+from ml_collections import ConfigDict
+
+from tinyjax.config import train_defaults
+from tinyjax.search.space import RESOLUTIONS, WIDTHS, SearchSpace
+
+
+def finetune_config() -> ConfigDict:
+    """The training recipe of ``configs/train_embedded.py`` for a searched network (no ``spec`` yet)."""
+    c = train_defaults()
+    c.data.name = "tinyjax_shapes"
+    c.data.randaugment_n = 0          # the shapes are the signal; photometric RandAugment only hurts
+    c.data.min_crop_area = 0.35
+    c.batch_size = 128
+    c.eval_batch_size = 400
+    c.total_steps = 600               # about 13 epochs of 6,000 images
+    c.optimizer = "adamw"
+    c.schedule = "cosine"
+    c.lr = 5e-3
+    c.warmup_epochs = 1.0
+    c.weight_decay = 1e-4
+    c.label_smoothing = 0.0
+    c.ema_decay = 0.0
+    c.log_every_steps = 20
+    c.eval_every_steps = 200
+    c.checkpoint_every_steps = 200
+    return c
+
+
+def get_config(arg=None):
+    defaults = SearchSpace(1.0, RESOLUTIONS[-1])
+    c = ConfigDict()
+    c.budget = "320kB"                # SRAM for the whole planned arena (kB = 1024 B)
+    c.flash = "1MB"                   # weights and constants; "" = unchecked
+    c.device = ""                     # a board of tinyjax.devices (sets budget and flash when given)
+    c.seed = 0
+
+    c.space = ConfigDict()
+    c.space.widths = tuple(WIDTHS)
+    c.space.resolutions = tuple(RESOLUTIONS)    # pixels
+    c.space.kernels = defaults.kernels
+    c.space.expands = defaults.expands
+    c.space.depths = defaults.depths
+
+    c.stage1 = ConfigDict()
+    c.stage1.samples = 1000           # random sub-networks planned per (width, resolution)
+    c.stage1.seed = 0
+    c.stage1.min_fraction = 0.1       # a space needs this share of its samples to fit
+
+    c.supernet = ConfigDict()
+    c.supernet.steps = 300
+    c.supernet.batch_size = 32        # images per step, shared by the k sub-networks
+    c.supernet.k = 3                  # sub-networks per step: largest, smallest, k-2 random
+    c.supernet.optimizer = "sgd_nesterov"
+    c.supernet.schedule = "cosine"
+    c.supernet.lr = 0.05
+    c.supernet.warmup_steps = 15
+    c.supernet.momentum = 0.9
+    c.supernet.weight_decay = 3e-5
+    c.supernet.label_smoothing = 0.0
+    c.supernet.dtype = "float32"
+    c.supernet.seed = 0
+    c.supernet.mesh = ConfigDict({"population": 1, "data": -1})
+
+    c.evolution = ConfigDict()
+    c.evolution.population = 32
+    c.evolution.generations = 8
+    c.evolution.parent_ratio = 0.25
+    c.evolution.mutation_ratio = 0.5
+    c.evolution.mutate_prob = 0.1
+    c.evolution.eval_batch_size = 250
+    c.evolution.seed = 0
+
+    c.finetune = finetune_config()
+
+    c.data = ConfigDict()
+    c.data.name = "tinyjax_shapes"
+    c.data.num_classes = 10
+    c.data.num_train = 6000
+    c.data.num_eval = 1200
+    c.data.num_classes_subset = 0     # 0: all classes; N: a seeded N-class subset, labels 0..N-1
+    c.data.subset_seed = 0
+    c.data.holdout = 1000             # training images kept out of the supernet to score candidates
+    c.data.calibration_images = 256   # training images re-estimating each candidate's BN statistics
+    c.data.data_dir = ""              # TFDS data dir ("" = $TINYJAX_DATA_DIR or ~/tensorflow_datasets)
+    c.data.cache_dir = ""             # rendered .npz cache ("" = <data dir>/tinyjax_shapes_rendered)
+    c.data.render_workers = 0         # threads drawing images (0 = one per CPU)
+
+    c.export = ConfigDict()
+    c.export.calibration_images = 256  # training images fixing the int8 activation ranges
+    c.export.test_images = 1200        # validation images: integer reference vs float model
+
+    if arg == "runlocal":
+        runlocal(c)
+    elif arg:
+        raise ValueError(f"unknown argument {arg!r}; use 'runlocal' or nothing")
+    return c
+
+
+def runlocal(c: ConfigDict) -> ConfigDict:
+    """Shrink a search config in place to a smoke test (also used by ``configs/search_imagenet.py``)."""
+    c.space.widths = (0.3, 0.5)
+    c.space.resolutions = (48, 64)
+    c.stage1.samples = 20
+    c.supernet.steps = 4
+    c.supernet.batch_size = 8
+    c.supernet.warmup_steps = 1
+    c.supernet.mesh.population = 1
+    c.evolution.population = 6
+    c.evolution.generations = 2
+    c.evolution.eval_batch_size = 50
+    c.data.holdout = 100
+    c.data.calibration_images = 32
+    c.finetune.total_steps = 4
+    c.finetune.eval_every_steps = 4
+    c.finetune.log_every_steps = 2
+    c.finetune.checkpoint_every_steps = 4
+    c.export.calibration_images = 32
+    c.export.test_images = 64
+    return c

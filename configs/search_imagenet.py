@@ -1,0 +1,93 @@
+"""TinyNAS (MCUNet) on ImageNet: the stages of ``configs/search_embedded.py`` (read its docstring)
+on an ImageNet-100 class subset (MCUNet's proxy task) or on all 1,000 classes, from a TFDS copy.
+
+    python -m tinyjax.search --budget 320kB --config configs/search_imagenet.py \\
+        --workdir runs/tinynas_in100 --config.data.data_dir=/path/to/tensorflow_datasets
+
+ARG: nothing or ``in100`` = 100 classes chosen by ``data.subset_seed`` (as ``configs/imagenet100.py``),
+``full`` = ImageNet-1k, ``runlocal`` = a smoke test of the ImageNet-100 settings.
+
+Devices: the supernet's k sub-networks run as a vmapped population over a ``(population, data)``
+mesh: ``supernet.mesh.population`` device groups hold the sub-networks (it must divide ``k``), and
+``data`` splits each step's batch over the rest (``-1`` = every device left). On 8 accelerators
+with k = 4: ``population=4, data=2``; on one host's CPU: ``population=1``. Multi-host runs call
+``jax.distributed.initialize()`` as training does.
+
+Sizes: ImageNet-100 has about 1,300 training images per class (``data.num_train = 0``: counted
+from the TFDS copy by ``tinyjax.data.get_info``) and 50 validation images per class.
+
+EXPECTED (to be filled in with measured figures: wall time per stage and device, chosen (w, r),
+supernet top-1, winner's MACs, peak SRAM, flash, float and int8 top-1; MCUNet reports 62.2/61.8%
+ImageNet-1k top-1 for mcunet-in3 at 320 kB / 1 MB): not measured yet.
+"""
+
+import importlib.util
+from pathlib import Path
+
+from tinyjax.config import train_defaults
+
+
+def _search_embedded():
+    # the one definition of the search's sections, configs/search_embedded.py, not a copy of it
+    path = Path(__file__).with_name("search_embedded.py")
+    spec = importlib.util.spec_from_file_location("tinyjax_config_search_embedded", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def finetune_config(num_classes_subset: int):
+    """ImageNet training of the winner: SGD-Nesterov, cosine, 150 epochs (``configs/imagenet100.py``)."""
+    c = train_defaults()
+    c.data.name = "imagenet2012"
+    c.data.num_classes_subset = num_classes_subset
+    c.data.subset_seed = 0
+    c.batch_size = 256
+    c.optimizer = "sgd_nesterov"
+    c.schedule = "cosine"
+    c.lr = 0.1 * c.batch_size / 256
+    c.warmup_epochs = 5.0
+    c.weight_decay = 4e-5
+    c.num_epochs = 150.0
+    c.ema_decay = 0.9998
+    c.eval_every_steps = 2000
+    return c
+
+
+def get_config(arg=None):
+    if arg not in (None, "in100", "full", "runlocal"):
+        raise ValueError(f"unknown argument {arg!r}; use 'in100', 'full', 'runlocal' or nothing")
+    embedded = _search_embedded()
+    c = embedded.get_config()
+    subset = 0 if arg == "full" else 100
+
+    c.supernet.steps = 60_000 if subset else 500_000  # ≈ 120 / 100 epochs at batch 256
+    c.supernet.batch_size = 256
+    c.supernet.k = 4                  # OFA's sandwich: largest, smallest, 2 random
+    c.supernet.lr = 0.1
+    c.supernet.warmup_steps = 2500
+    c.supernet.label_smoothing = 0.1
+    c.supernet.dtype = "bfloat16"
+    c.supernet.mesh.population = 4
+
+    c.evolution.population = 100
+    c.evolution.generations = 30
+    c.evolution.eval_batch_size = 500
+
+    c.finetune = finetune_config(subset)
+
+    c.data.name = "imagenet2012"
+    c.data.num_classes = subset or 1000
+    c.data.num_classes_subset = subset
+    c.data.num_train = 0              # counted from the TFDS copy
+    c.data.num_eval = 50 * (subset or 1000)
+    c.data.holdout = 10_000 if subset == 0 else 5000
+    c.data.calibration_images = 2000  # OFA re-estimates BN statistics on 2,000 training images
+    c.data.cache_dir = ""             # unused: ImageNet is read by the tf.data pipeline
+
+    c.export.calibration_images = 1000
+    c.export.test_images = 5000
+
+    if arg == "runlocal":
+        embedded.runlocal(c)
+    return c

@@ -1,0 +1,129 @@
+"""The TinyNAS configs (``configs/search_embedded.py``, ``configs/search_imagenet.py``): they load
+the way the CLI loads them, hold every section and key the search reads, agree with the search
+space's defaults, and their ``runlocal`` variants are smaller."""
+
+from pathlib import Path
+
+import pytest
+
+from tinyjax.config import ConfigFileError, apply_overrides, load_config, train_defaults
+from tinyjax.search.space import RESOLUTIONS, WIDTHS, SearchSpace
+from tinyjax.search.units import parse_bytes
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+EMBEDDED = str(CONFIGS / "search_embedded.py")
+IMAGENET = str(CONFIGS / "search_imagenet.py")
+
+# What the search reads, section by section (``finetune`` is a training config: checked apart).
+KEYS = {
+    "": {"budget", "flash", "device", "seed", "space", "stage1", "supernet", "evolution", "finetune",
+         "data", "export"},
+    "space": {"widths", "resolutions", "kernels", "expands", "depths"},
+    "stage1": {"samples", "seed", "min_fraction"},
+    "supernet": {"steps", "batch_size", "k", "optimizer", "schedule", "lr", "warmup_steps", "momentum",
+                 "weight_decay", "label_smoothing", "dtype", "seed", "mesh"},
+    "supernet.mesh": {"population", "data"},
+    "evolution": {"population", "generations", "parent_ratio", "mutation_ratio", "mutate_prob",
+                  "eval_batch_size", "seed"},
+    "data": {"name", "num_classes", "num_train", "num_eval", "num_classes_subset", "subset_seed",
+             "holdout", "calibration_images", "data_dir", "cache_dir", "render_workers"},
+    "export": {"calibration_images", "test_images"},
+}
+
+
+def _section(cfg, dotted):
+    for part in filter(None, dotted.split(".")):
+        cfg = cfg[part]
+    return cfg
+
+
+def _keys(cfg, prefix=""):
+    """Every dotted key of a ConfigDict tree."""
+    out = set()
+    for k, v in cfg.items():
+        out.add(prefix + k)
+        if hasattr(v, "items"):
+            out |= _keys(v, prefix + k + ".")
+    return out
+
+
+@pytest.mark.parametrize("path", [EMBEDDED, f"{EMBEDDED}:runlocal", IMAGENET, f"{IMAGENET}:in100",
+                                  f"{IMAGENET}:full", f"{IMAGENET}:runlocal"])
+def test_every_section_and_key(path):
+    cfg = load_config(path)
+    for section, keys in KEYS.items():
+        assert set(_section(cfg, section).keys()) == keys, (path, section)
+    # the fine-tuning section is a training config: exactly train_defaults()'s keys
+    assert _keys(cfg.finetune) == _keys(train_defaults())
+    assert parse_bytes(cfg.budget) == 320 * 1024 and parse_bytes(cfg.flash) == 1024 ** 2
+    # the search space's own defaults, and a space they describe can be built
+    space = SearchSpace(cfg.space.widths[0], cfg.space.resolutions[-1], cfg.data.num_classes,
+                        cfg.space.kernels, cfg.space.expands, cfg.space.depths)
+    assert space.spec().num_classes == cfg.data.num_classes
+    assert cfg.supernet.k >= 2 and cfg.supernet.k % cfg.supernet.mesh.population == 0
+    assert 0 < cfg.evolution.parent_ratio and cfg.evolution.parent_ratio + cfg.evolution.mutation_ratio <= 1
+    assert cfg.data.holdout + cfg.data.calibration_images <= (cfg.data.num_train or 10 ** 9)
+    assert cfg.finetune.data.name == cfg.data.name
+    assert cfg.finetune.data.num_classes_subset == cfg.data.num_classes_subset
+
+
+def test_embedded_defaults_are_the_mcunet_space_and_the_brief():
+    cfg = load_config(EMBEDDED)
+    default = SearchSpace(1.0, 224)
+    assert cfg.space.widths == WIDTHS and cfg.space.resolutions == RESOLUTIONS
+    assert (cfg.space.kernels, cfg.space.expands, cfg.space.depths) == (
+        default.kernels, default.expands, default.depths)
+    assert cfg.stage1.samples == 1000
+    assert (cfg.supernet.steps, cfg.supernet.batch_size, cfg.supernet.k) == (300, 32, 3)
+    assert (cfg.supernet.optimizer, cfg.supernet.schedule) == ("sgd_nesterov", "cosine")
+    assert cfg.supernet.lr == 0.05
+    assert cfg.supernet.weight_decay == 3e-5
+    assert (cfg.evolution.parent_ratio, cfg.evolution.mutation_ratio, cfg.evolution.mutate_prob) == (
+        0.25, 0.5, 0.1)
+    assert (cfg.data.name, cfg.data.num_classes, cfg.data.num_train, cfg.data.num_eval) == (
+        "tinyjax_shapes", 10, 6000, 1200)
+    assert cfg.finetune.data.randaugment_n == 0 and cfg.finetune.total_steps > 0
+
+
+@pytest.mark.parametrize("path", [EMBEDDED, IMAGENET])
+def test_runlocal_is_smaller(path):
+    full, small = load_config(path), load_config(f"{path}:runlocal")
+    assert _keys(full) == _keys(small)
+    for key in ("stage1.samples", "supernet.steps", "supernet.batch_size", "evolution.population",
+                "evolution.generations", "data.holdout", "data.calibration_images",
+                "export.calibration_images", "export.test_images"):
+        section, _, leaf = key.rpartition(".")
+        assert _section(small, section)[leaf] < _section(full, section)[leaf], (path, key)
+    assert len(small.space.widths) * len(small.space.resolutions) < len(full.space.widths) * len(
+        full.space.resolutions)
+    assert 0 < small.finetune.total_steps < (full.finetune.total_steps or 10 ** 9)
+
+
+def test_imagenet_is_the_same_search_on_imagenet():
+    emb, in100, full = load_config(EMBEDDED), load_config(IMAGENET), load_config(f"{IMAGENET}:full")
+    assert _keys(in100) == _keys(emb) == _keys(full)
+    assert in100.data.name == full.data.name == in100.finetune.data.name == "imagenet2012"
+    assert (in100.data.num_classes, in100.data.num_classes_subset) == (100, 100)
+    assert (full.data.num_classes, full.data.num_classes_subset) == (1000, 0)
+    assert in100.data.num_eval == 5000 and full.data.num_eval == 50_000
+    assert in100.supernet.steps > emb.supernet.steps and in100.supernet.batch_size > emb.supernet.batch_size
+    assert in100.evolution.population * in100.evolution.generations > (
+        emb.evolution.population * emb.evolution.generations)
+    assert in100.space.resolutions == emb.space.resolutions  # the same space
+
+
+@pytest.mark.parametrize("path", [EMBEDDED, IMAGENET])
+def test_unknown_argument_is_a_config_error(path):
+    with pytest.raises(ConfigFileError, match="unknown argument 'fast'"):
+        load_config(f"{path}:fast")
+
+
+def test_command_line_overrides_reach_every_section():
+    cfg = apply_overrides(load_config(EMBEDDED), [
+        "budget=256kB", "data.data_dir=/data/tfds", "supernet.k=4", "space.resolutions=(96, 128)",
+        "finetune.lr=0.01", "evolution.mutate_prob=0.2"])
+    assert cfg.budget == "256kB" and cfg.data.data_dir == "/data/tfds" and cfg.supernet.k == 4
+    assert cfg.space.resolutions == (96, 128) and cfg.finetune.lr == 0.01
+    assert cfg.evolution.mutate_prob == 0.2
+    with pytest.raises(ConfigFileError, match="unknown config key 'supernet.kk'"):
+        apply_overrides(cfg, ["supernet.kk=4"])
