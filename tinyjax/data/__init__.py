@@ -35,6 +35,9 @@ _LAZY = {
     "prefetch_to_device": "pipeline",
     "ensure_prepared": "embedded",
     "load_numpy": "embedded",
+    "load_rendered": "embedded",
+    "dataset_name": "embedded_sized",
+    "load_numpy_sized": "embedded_sized",
 }
 
 __all__ = ["DataError", *_LAZY]

@@ -134,10 +134,16 @@ class _TfdsSource:
     def __init__(self, cfg):
         self.name = str(cfg.name)
         self.data_dir = _data_dir(cfg)
-        if self.name.split(":")[0] == _EMBEDDED:
+        base = self.name.split(":")[0]
+        if base == _EMBEDDED:
             from tinyjax.data.embedded import ensure_prepared
 
             ensure_prepared(self.data_dir)
+        elif base.startswith(_EMBEDDED + "_sized/"):   # the embedded dataset at another resolution
+            from tinyjax.data.embedded_sized import ensure_prepared_sized
+
+            size = base.split("/", 1)[1].removesuffix("px")
+            ensure_prepared_sized(int(size) if size.isdigit() else size, self.data_dir)
         try:
             self.builder = tfds.builder(self.name, data_dir=self.data_dir)
         except tfds.core.registered.DatasetNotFoundError:
