@@ -102,9 +102,8 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default="runs/rubik_vs_compound", help="training runs (resumable)")
     p.add_argument("--quick", action="store_true", help="smoke run: 3 steps per network, batch 16")
     a = p.parse_args(argv)
-    from tinyjax.search.sampling import parse_targets
-
     from tinyjax.config import load_config
+    from tinyjax.search.sampling import parse_targets
 
     targets = parse_targets(a.targets)
     cfg = load_config(a.config)

@@ -82,7 +82,7 @@ class MemoryCheck:
     uses), so search and firmware agree; results are cached per arch."""
 
     def __init__(self, space: SearchSpace, sram_bytes: int, flash_bytes: int | None = None,
-                 target: str = DEFAULT_TARGET) -> None:
+                 target: str = DEFAULT_TARGET, in_place: bool = True) -> None:
         from tinyjax.codegen.kernels import get_target
 
         get_target(target)
@@ -90,6 +90,7 @@ class MemoryCheck:
             raise EvolutionError(f"memory budgets must be positive byte counts, got SRAM {sram_bytes!r}"
                                  f" and flash {flash_bytes!r}")
         self.space, self.target = space, target
+        self.in_place = bool(in_place)   # False: the layer-by-layer baseline of the co-design benchmark
         self.sram_bytes = int(sram_bytes)
         self.flash_bytes = None if flash_bytes is None else int(flash_bytes)
         self._cache: dict[Arch, Fit] = {}
@@ -119,7 +120,8 @@ class MemoryCheck:
             # what memory.peak_sram_bytes(spec) plans, on one graph shared with flash_bytes
             spec = self.space.spec(arch)
             graph = graph_from_spec(spec)
-            peak, flash = plan_graph(graph, self.target, verify=False).peak_bytes, flash_bytes(graph)
+            peak = plan_graph(graph, self.target, verify=False, in_place=self.in_place).peak_bytes
+            flash = flash_bytes(graph)
             stats = count(spec)
             fit = Fit(self._fits(peak, flash), peak, flash, stats.macs, stats.params)
             self._cache[arch] = fit
@@ -135,7 +137,7 @@ class MemoryCheck:
 
         reported = self(arch)
         graph = graph_from_spec(self.space.spec(arch))
-        peak = plan_graph(graph, self.target, verify=True).peak_bytes
+        peak = plan_graph(graph, self.target, verify=True, in_place=self.in_place).peak_bytes
         flash = flash_bytes(graph)
         fit = Fit(self._fits(peak, flash), peak, flash, reported.macs, reported.params)
         if fit != reported:

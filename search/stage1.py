@@ -40,17 +40,14 @@ import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from tinyjax.errors import TinyJaxError
 from tinyjax.search.space import RESOLUTIONS, WIDTHS, SearchSpace
 from tinyjax.search.units import format_bytes
 
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
-
-__all__ = ["DEFAULT_MIN_FRACTION", "SpaceStats", "choose_space", "cdf_figure", "evaluate_space",
-           "run_stage1", "smallest_peak", "space_seed", "table_markdown"]
+__all__ = ["DEFAULT_MIN_FRACTION", "SpaceStats", "choose_space", "evaluate_space", "run_stage1",
+           "smallest_peak", "space_seed"]
 
 #: Fraction of a space's samples that must fit for it to be chosen (module docstring).
 DEFAULT_MIN_FRACTION = 0.1
@@ -137,13 +134,36 @@ def space_seed(seed: int, space: SearchSpace) -> str:
     return f"tinynas-stage1:{seed}:w{space.width:g}:r{space.resolution}"
 
 
-def _memory(space: SearchSpace, arch, target: str) -> tuple[int, int]:
+def _memory(space: SearchSpace, arch, target: str, in_place: bool = True) -> tuple[int, int]:
     from tinyjax.codegen.graph import graph_from_spec
     from tinyjax.codegen.kernels import flash_bytes
-    from tinyjax.codegen.memory import peak_sram_bytes
+    from tinyjax.codegen.memory import peak_sram_bytes, plan_graph
 
     graph = graph_from_spec(space.spec(arch))
-    return peak_sram_bytes(graph, target), flash_bytes(graph)
+    peak = (peak_sram_bytes(graph, target) if in_place
+            else plan_graph(graph, target, in_place=False, verify=False).peak_bytes)
+    return peak, flash_bytes(graph)
+
+
+def _evaluate_layer_by_layer(space: SearchSpace, sram_bytes: int, flash_bytes: int, target: str,
+                             samples: int, seed: int) -> SpaceStats:
+    """:func:`evaluate_space` under a planner without in-place ops (every op's output in a buffer
+    of its own: the CMSIS-NN/TFLM baseline of MCUNet's co-design comparison); plans every sample."""
+    from tinyjax.counting import count
+
+    rng = random.Random(space_seed(seed, space))
+    fitting: list[int] = []
+    min_peak = min_flash = math.inf
+    for _ in range(samples):
+        arch = space.sample(rng)
+        peak, flash = _memory(space, arch, target, in_place=False)
+        min_peak, min_flash = min(min_peak, peak), min(min_flash, flash)
+        if peak <= sram_bytes and flash <= flash_bytes:
+            fitting.append(count(space.spec(arch)).macs)
+    smallest_peak, smallest_flash = _memory(space, space.smallest(), target, in_place=False)
+    return SpaceStats(space.width, space.resolution, space.num_classes, sram_bytes, flash_bytes,
+                      target, samples, seed, len(fitting), tuple(sorted(fitting)), int(min_peak),
+                      int(min_flash), smallest_peak, smallest_flash)
 
 
 class _Buf(NamedTuple):
@@ -290,15 +310,19 @@ def _peak(tables: _BlockTables, space: SearchSpace, arch, lower: int, target: st
 
 
 def evaluate_space(space: SearchSpace, sram_bytes: int, flash_bytes: int,
-                   target: str = "cortex-m7", samples: int = 1000, seed: int = 0) -> SpaceStats:
+                   target: str = "cortex-m7", samples: int = 1000, seed: int = 0,
+                   in_place: bool = True) -> SpaceStats:
     """Sample ``samples`` sub-networks of ``space`` (generator seeded by :func:`space_seed`) and
     count those whose planned peak SRAM ≤ ``sram_bytes`` and flash ≤ ``flash_bytes`` (bytes) on
-    ``target``: each verdict is ``codegen.memory.fits`` exactly (module docstring)."""
+    ``target``: each verdict is ``codegen.memory.fits`` exactly (module docstring).
+    ``in_place=False`` plans without in-place ops (the co-design benchmark's baseline)."""
     from tinyjax.codegen.kernels import get_target
 
     get_target(target)
     if samples < 1:
         raise TinyJaxError(f"stage 1 needs at least one sample per space, got {samples}")
+    if not in_place:
+        return _evaluate_layer_by_layer(space, sram_bytes, flash_bytes, target, samples, seed)
     tables = _BlockTables(space, target)
     rng = random.Random(space_seed(seed, space))
     fitting: list[int] = []
@@ -328,7 +352,8 @@ def _cost(space: SearchSpace) -> float:
 def run_stage1(spaces: Iterable[SearchSpace], sram_bytes: int, flash_bytes: int,
                target: str = "cortex-m7", samples: int = 1000, seed: int = 0,
                workers: int | None = None, done: Mapping[tuple[float, int], SpaceStats] | None = None,
-               on_space: Callable[[SpaceStats], None] | None = None) -> list[SpaceStats]:
+               on_space: Callable[[SpaceStats], None] | None = None,
+               in_place: bool = True) -> list[SpaceStats]:
     """:func:`evaluate_space` for every space, in parallel; the stats in the order of ``spaces``.
 
     Args:
@@ -347,11 +372,14 @@ def run_stage1(spaces: Iterable[SearchSpace], sram_bytes: int, flash_bytes: int,
     spaces = list(spaces)
     done = dict(done or {})
     args = (sram_bytes, flash_bytes, target, samples, seed)
+    if not in_place:   # the co-design baseline: its stats must never be taken for in-place ones
+        done = {}
+        args = (*args, False)
     out: dict[tuple[float, int], SpaceStats] = {}
     todo = []
     for sp in spaces:
         prev = done.get((sp.width, sp.resolution))
-        if prev is not None and prev.settings() == (sp.num_classes, *args):
+        if prev is not None and prev.settings() == (sp.num_classes, *args[:5]):
             out[prev.key] = prev
         else:
             todo.append(sp)
@@ -382,7 +410,7 @@ def run_stage1(spaces: Iterable[SearchSpace], sram_bytes: int, flash_bytes: int,
     return [out[(sp.width, sp.resolution)] for sp in spaces]
 
 
-def _rank(s: SpaceStats) -> tuple:
+def rank_key(s: SpaceStats) -> tuple:
     """Sort key of the criterion: larger mean MACs, then smaller peak, width, resolution."""
     return (-(s.mean_macs or 0.0), s.min_peak, s.width, s.resolution)
 
@@ -413,8 +441,8 @@ def choose_space(stats: Sequence[SpaceStats], min_fraction: float = DEFAULT_MIN_
             f"{s0.target}: the smallest planned peak is {format_bytes(peak)} ({low.label}), the "
             f"smallest flash {format_bytes(flash)}, the best fraction {best.fraction:.1%} "
             f"({best.label}); raise the budget or lower the minimum fraction")
-    chosen = min(ok, key=_rank)
-    runner = sorted(ok, key=_rank)[1:2]
+    chosen = min(ok, key=rank_key)
+    runner = sorted(ok, key=rank_key)[1:2]
     reason = (f"{chosen.label}: mean {chosen.mean_macs / 1e6:.1f}M MACs over the "
               f"{chosen.fitting} of {chosen.samples} sampled sub-networks ({chosen.fraction:.0%}) "
               f"within {budget}, the largest of the {len(ok)} spaces where at least "
@@ -442,57 +470,3 @@ def smallest_peak(num_classes: int = 1000, target: str = "cortex-m7",
     if best is None:
         raise TinyJaxError("the grid is empty; give at least one width and resolution")
     return best
-
-
-def table_markdown(stats: Sequence[SpaceStats], chosen: SpaceStats | None = None) -> str:
-    """A Markdown table, one row per space: fraction that fits, mean MACs of those, smallest
-    peak seen; the chosen space is bold and marked ``←``."""
-    lines = ["| width | resolution | fit | mean MACs (fitting) | smallest peak | |",
-             "|---:|---:|---:|---:|---:|:--|"]
-    for s in stats:
-        mean = "–" if s.mean_macs is None else f"{s.mean_macs / 1e6:.1f}M"
-        cells = [f"{s.width:g}", str(s.resolution), f"{s.fraction:.0%}", mean,
-                 format_bytes(s.min_peak)]
-        mark = chosen is not None and s.key == chosen.key
-        if mark:
-            cells = [f"**{c}**" for c in cells]
-        lines.append("| " + " | ".join(cells) + (" | ← chosen |" if mark else " | |"))
-    return "\n".join(lines) + "\n"
-
-
-def cdf_figure(stats: Sequence[SpaceStats], chosen: SpaceStats | None = None, top: int = 8,
-               min_fraction: float = DEFAULT_MIN_FRACTION) -> Figure:
-    """The MACs CDF of the fitting sub-networks (x: MACs in M, y: fraction of the fitting models
-    with at most x) of the ``top`` best spaces by the criterion, plus ``chosen``; legend entries
-    like ``w0.5 r144 (63% fit, mean 52.1M)``, the chosen one drawn thick. A matplotlib
-    ``Figure`` on an Agg canvas (no pyplot, no global state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    ok = sorted((s for s in stats if s.fitting and s.fraction >= min_fraction), key=_rank)
-    shown = ok[:top]
-    if chosen is not None and chosen.fitting and all(s.key != chosen.key for s in shown):
-        shown.append(chosen)
-    fig = Figure(figsize=(7.5, 4.8), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for s in shown:
-        n = len(s.macs)
-        xs = [m / 1e6 for m in s.macs]
-        ys = [(i + 1) / n for i in range(n)]
-        is_chosen = chosen is not None and s.key == chosen.key
-        ax.step(xs, ys, where="post", linewidth=2.6 if is_chosen else 1.2, gid=s.label,
-                label=f"{s.label} ({s.fraction:.0%} fit, mean {s.mean_macs / 1e6:.1f}M)"
-                + (" ← chosen" if is_chosen else ""))
-    s0 = stats[0] if stats else None
-    budget = (f" within {format_bytes(s0.sram_bytes)} SRAM, {format_bytes(s0.flash_bytes)} flash"
-              if s0 else "")
-    ax.set_title("TinyNAS stage 1: MACs of the sub-networks that fit" + budget, fontsize=10)
-    ax.set_xlabel("MACs (M)")
-    ax.set_ylabel("fraction of fitting sub-networks ≤ x")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    if shown:
-        ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    return fig

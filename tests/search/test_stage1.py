@@ -20,14 +20,13 @@ from tinyjax.search.space import SearchSpace, grid
 from tinyjax.search.stage1 import (
     SpaceStats,
     _BlockTables,
-    cdf_figure,
     choose_space,
     evaluate_space,
     run_stage1,
     smallest_peak,
     space_seed,
-    table_markdown,
 )
+from tinyjax.search.stage1_report import cdf_figure, table_markdown
 from tinyjax.search.units import format_bytes
 
 KB, MB = 1024, 1024 ** 2
@@ -230,3 +229,22 @@ def test_table_and_cdf_figure_render():
 
 def test_grid_is_the_papers():
     assert len(grid()) == 108
+
+
+def test_layer_by_layer_planning_is_the_planner_without_in_place():
+    """The co-design baseline: each sample's verdict is plan_graph(in_place=False)'s, and in-place
+    never needs more memory than it."""
+    from tinyjax.codegen.graph import graph_from_spec
+
+    space = SearchSpace(0.4, 96, 10)
+    budget = 110 * KB
+    lbl = evaluate_space(space, budget, MB, samples=25, seed=3, in_place=False)
+    ours = evaluate_space(space, budget, MB, samples=25, seed=3)
+    rng = random.Random(space_seed(3, space))
+    want = []
+    for _ in range(25):
+        spec = space.spec(space.sample(rng))
+        if plan_graph(graph_from_spec(spec), "cortex-m7", in_place=False).peak_bytes <= budget:
+            want.append(count(spec).macs)
+    assert lbl.macs == tuple(sorted(want))
+    assert set(lbl.macs) <= set(ours.macs) and lbl.min_peak >= ours.min_peak
