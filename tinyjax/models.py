@@ -74,6 +74,11 @@ def _dense_init(fan_out: int):
     return init
 
 
+def _identity_init(key, shape, dtype=jnp.float32):
+    del key
+    return jnp.eye(shape[0], shape[1], dtype=dtype)
+
+
 class PointwiseConv(nn.Module):
     """1×1 convolution without bias as a matrix product (kernel ``[1, 1, in, out]``, the layout of
     ``nn.Conv``). XLA's CPU backend runs its backward pass ≈3.5× faster than a 1×1 ``conv``."""
@@ -94,24 +99,74 @@ class PointwiseConv(nn.Module):
         return y
 
 
+def transform_name(big: int, small: int) -> str:
+    """The parameter name of the learned ``small²×small²`` kernel transform (OFA's naming)."""
+    return f"{big}to{small}_matrix"
+
+
+def elastic_kernel(kernel, matrices: dict, choices: tuple[int, ...], size: int):
+    """OFA's elastic kernel: the ``size×size`` depthwise kernel of a supernet kernel ``[k, k, 1, C]``
+    (``k = max(choices)``). Going down the ``choices`` one size at a time, the centre of the
+    previous kernel is flattened per channel and mapped by the learned matrix
+    ``matrices[transform_name(big, small)]`` (``out_j = Σ_i M[j, i] · in_i``, shared over
+    channels, identity at init), so a small kernel is not forced to equal the centre of a large
+    one. Returns ``[size, size, 1, C]``."""
+    choices = tuple(sorted(choices, reverse=True))
+    if size not in choices:
+        raise ValueError(f"kernel {size} is not one of the elastic choices {choices}")
+    for big, small in zip(choices, choices[1:]):
+        if big == size:
+            break
+        lo = (big - small) // 2
+        centre = kernel[lo:lo + small, lo:lo + small, 0, :]                 # [s, s, C]
+        flat = centre.reshape(small * small, -1)
+        flat = jnp.einsum("ji,ic->jc", matrices[transform_name(big, small)], flat)
+        kernel = flat.reshape(small, small, 1, -1)
+    return kernel
+
+
 class DepthwiseConv(nn.Module):
     """Depthwise k×k conv without bias. Kernel ``[k, k, 1, C]`` (the layout of ``nn.Conv`` with
     ``feature_group_count=C``). ``impl``: ``"xla"`` (grouped convolution), ``"shifted"``
-    (:func:`depthwise_conv_shifted`) or ``"auto"`` (shifted on CPU, xla on GPU/TPU)."""
+    (:func:`depthwise_conv_shifted`) or ``"auto"`` (shifted on CPU, xla on GPU/TPU).
+
+    ``elastic_kernels`` (OFA's elastic kernel, ``max == kernel_size``): adds one learned transform
+    per pair of consecutive sizes (``7to5_matrix`` [25, 25], ``5to3_matrix`` [9, 9], identity at
+    init; see :func:`elastic_kernel`); the ``kernel_mask`` then picks the size, by its number of
+    ones, instead of cropping the raw kernel."""
 
     features: int
     kernel_size: int
     stride: int = 1
     impl: str = "auto"
     dtype: Dtype = jnp.float32
+    elastic_kernels: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, x, kernel_mask=None):
         """``kernel_mask`` ([k, k], optional) multiplies the kernel: a centred k'×k' window of
-        ones is an elastic kernel of size k' (OFA's centre crop)."""
+        ones is an elastic kernel of size k' (OFA's centre crop; with ``elastic_kernels``, the
+        transformed k'×k' kernel)."""
         k = self.kernel_size
         kernel = self.param("kernel", _conv_init(k * k), (k, k, 1, self.features), jnp.float32)
-        if kernel_mask is not None:
+        choices = tuple(sorted(self.elastic_kernels, reverse=True))
+        if len(choices) > 1:
+            if choices[0] != k:
+                raise ValueError(f"elastic kernels {choices} must end at the kernel size {k}")
+            matrices = {transform_name(b, s): self.param(transform_name(b, s), _identity_init,
+                                                         (s * s, s * s), jnp.float32)
+                        for b, s in zip(choices, choices[1:])}
+        if len(choices) > 1 and kernel_mask is not None:
+            # sum over the choices, weighted by a one-hot of the mask's size: vmap-friendly
+            ones = jnp.sum(kernel_mask)
+            full = kernel
+            kernel = jnp.zeros_like(full)
+            for c in choices:
+                lo = (k - c) // 2
+                small = elastic_kernel(full, matrices, choices, c)
+                padded = jnp.pad(small, ((lo, lo), (lo, lo), (0, 0), (0, 0)))
+                kernel = kernel + (ones == c * c).astype(kernel.dtype) * padded
+        elif kernel_mask is not None:
             kernel = kernel * kernel_mask[:, :, None, None]
         x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
         impl = self.impl
@@ -131,14 +186,16 @@ class _Layers:
     """Builds the Flax module of a :class:`~tinyjax.layers.Layer` (keeps dtype, the depthwise
     implementation and BatchNorm settings in one place)."""
 
-    def __init__(self, dtype: Dtype, train: bool, dw_impl: str):
+    def __init__(self, dtype: Dtype, train: bool, dw_impl: str, elastic_kernels: tuple[int, ...] = ()):
         self.dtype, self.train, self.dw_impl = dtype, train, dw_impl
+        self.elastic_kernels = elastic_kernels
 
     def conv(self, layer: Layer) -> nn.Module:
         """The convolution of ``layer``, named :attr:`Layer.leaf` (``conv_pw``, ``conv``, …)."""
         if layer.kind == "depthwise":
             return DepthwiseConv(layer.out_chs, layer.kernel, layer.stride, impl=self.dw_impl,
-                                 dtype=self.dtype, name=layer.leaf)
+                                 dtype=self.dtype, elastic_kernels=self.elastic_kernels,
+                                 name=layer.leaf)
         if layer.kernel == 1 and layer.stride == 1:
             return PointwiseConv(layer.out_chs, dtype=self.dtype, use_bias=layer.bias,
                                  name=layer.leaf)
@@ -195,14 +252,16 @@ class Block(nn.Module):
     drop_path_rate: float = 0.0
     dtype: Dtype = jnp.float32
     dw_impl: str = "auto"
+    elastic_kernels: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, x, train: bool = False, mask: dict | None = None):
         """``mask`` (a sub-network of a weight-sharing supernet, see :func:`subnet_masks`):
         ``mid`` [mid_chs] zeroes unused middle channels, ``kernel`` [k, k] crops the depthwise
-        kernel, ``keep`` (scalar) switches a residual block off (the block becomes the identity)."""
+        kernel (or picks its transformed size, with ``elastic_kernels``), ``keep`` (scalar)
+        switches a residual block off (the block becomes the identity)."""
         b = self.block
-        L = _Layers(self.dtype, train, self.dw_impl)
+        L = _Layers(self.dtype, train, self.dw_impl, self.elastic_kernels)
         mask = mask or {}
         mid = mask.get("mid")
         shortcut = x
@@ -240,12 +299,17 @@ class EfficientNet(nn.Module):
     ``[N, classes]`` (float32), or with ``features=True`` a tuple of each stage's output map (a
     backbone). ``masks`` selects a sub-network of the spec taken as a weight-sharing supernet
     (:func:`subnet_masks`); the arrays can carry a leading axis for ``vmap``.
+
+    ``elastic_kernels`` (e.g. ``(3, 5, 7)``; default ``()``: none, the plain tree): the
+    inverted-residual blocks whose kernel is the largest choice get OFA's learned kernel
+    transforms (:class:`DepthwiseConv`), and their kernel masks select transformed kernels.
     """
 
     spec: ModelSpec
     drop_path_rate: float = 0.0
     dtype: Dtype = jnp.float32
     dw_impl: str = "auto"
+    elastic_kernels: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, x, train: bool = False, features: bool = False, masks: dict | None = None):
@@ -256,8 +320,10 @@ class EfficientNet(nn.Module):
         stage_maps = []
         for b in blocks:
             rate = self.drop_path_rate * b.index / len(blocks)
-            x = Block(b, rate, dtype=self.dtype, dw_impl=self.dw_impl, name=b.name)(
-                x, train, None if masks is None else masks.get(b.name))
+            elastic = (self.elastic_kernels if b.type == "ir" and self.elastic_kernels
+                       and b.kernel == max(self.elastic_kernels) else ())
+            x = Block(b, rate, dtype=self.dtype, dw_impl=self.dw_impl, elastic_kernels=tuple(elastic),
+                      name=b.name)(x, train, None if masks is None else masks.get(b.name))
             if b.index + 1 == len(blocks) or blocks[b.index + 1].stage != b.stage:
                 stage_maps.append(x)
         if features:
@@ -350,6 +416,8 @@ def init_variables(model: EfficientNet, key: jax.Array | int = 0, batch: int = 1
             kh, kw, _, out = shape
             fan_out = kh * kw * (1 if names[-2] == "conv_dw" else out)
             value = rng.standard_normal(shape) * math.sqrt(2.0 / fan_out)
+        elif leaf_name.endswith("_matrix"):  # the elastic kernel transforms start as identity
+            value = np.eye(shape[0], shape[1])
         elif leaf_name == "kernel":  # the classifier
             bound = 1.0 / math.sqrt(shape[-1])
             value = rng.uniform(-bound, bound, shape)
