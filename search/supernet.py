@@ -44,32 +44,50 @@ def supernet_defaults() -> ml_collections.ConfigDict:
     evolution, fine-tuning, export) to end in 20 minutes on 2 CPU cores, of which the supernet
     gets about 6–7 minutes wall, XLA compilation included.
 
-    Measured on 2 shared CPU cores for ``SearchSpace(0.4, 144, 10)`` (see the report/README of
-    ``benchmarks/supernet_vmap.py``): the vmapped sandwich step costs K× the largest network's
-    step, so images·K per second is the budget. Training at 96 px instead of 144 roughly halves
-    the step (activations scale with r²) and BN recalibration at the space's resolution (done by
-    :class:`SubnetEvaluator` for every scored arch) removes most of the train/test resolution
-    gap (FixRes), so ``resolution=96`` is the default; ``0`` trains at the data's resolution.
+    Measured with ``benchmarks/supernet_vmap.py --width 0.4 --batch 32 --no-sequential`` on 2 CPU
+    cores shared with other jobs (load average 5–6, so an idle machine should be 2–3× faster):
+
+    ===========  ===  ===============  =========  =====================
+    resolution   K    compile + 1st s  step s     sub-network images/s
+    ===========  ===  ===============  =========  =====================
+    64           2    279              6.8        9.4
+    64           3    286              8.7        11.0
+    96           2    245              8.0        8.0
+    96           3    131              13.8       6.9
+    96           4    218              11.4       11.2
+    144          3    251              27.8       3.4
+    ===========  ===  ===============  =========  =====================
+
+    The vmapped step costs about K× the largest network's (masks zero channels, they do not
+    remove them), so images·K per second is the budget, and a step grows with r². Training
+    below the space's resolution is therefore the main lever: 64 px costs ≈ (64/144)² ≈ 0.2× the
+    144 px step, and :class:`SubnetEvaluator` recalibrates BN at the space's resolution for
+    every scored arch, which removes most of the train/test resolution gap (FixRes). At 64 px,
+    K = 3 (largest, smallest, one random) costs only 1.3× K = 2 per step for 1.5× the
+    sub-networks. Expected on an idle 2-core machine (an estimate from the loaded figures):
+    ≈ 1.5–2 min compilation and ≈ 3 s per step, so ≈ 100 steps in the 6–7 minutes: a short
+    warm start of the shared weights, not OFA's schedule; more steps, K and resolution pay off
+    on an accelerator.
     """
     c = ml_collections.ConfigDict()
-    c.steps = 600              # optimisation steps (each: K sub-networks on one batch)
+    c.steps = 100              # optimisation steps (each: K sub-networks on one batch)
     c.batch_size = 32
     c.k = 3                    # sub-networks per step: largest, smallest and K-2 random (sandwich)
-    c.resolution = 96          # training resolution in pixels (0: the data's own)
+    c.resolution = 64          # training resolution in pixels (0: the data's own)
     c.optimizer = "adamw"      # "adamw" | "sgd_nesterov"
     c.lr = 3e-3
     c.momentum = 0.9           # sgd_nesterov only
     c.weight_decay = 1e-4      # conv/dense kernels only (not BN, biases or kernel transforms)
-    c.warmup_steps = 30        # linear warm-up, then cosine to 0
+    c.warmup_steps = 10        # linear warm-up, then cosine to 0
     c.label_smoothing = 0.1
     c.flip = True              # random horizontal flips
     c.seed = 0
-    c.checkpoint_every = 100   # steps
+    c.checkpoint_every = 25    # steps
     c.checkpoint_keep = 2
-    c.log_every = 20           # steps per progress line
+    c.log_every = 5            # steps per progress line
     # scoring (SubnetEvaluator)
-    c.calib_images = 256       # BN recalibration images per arch
-    c.eval_batch_size = 128
+    c.calib_images = 64        # BN recalibration images per arch
+    c.eval_batch_size = 64
     return c
 
 

@@ -139,6 +139,25 @@ def initial_state(space: SearchSpace, model, tx, seed: int, init_variables: dict
                          ema_batch_stats=jax.tree_util.tree_map(jnp.copy, stats))
 
 
+_PROGRAM_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "warmup_steps", "steps",
+                 "label_smoothing")
+
+
+@functools.lru_cache(maxsize=2)
+def _program(model, num_classes: int, values: tuple):
+    """The optimiser and the jitted step of a config, kept for the next call with the same ones:
+    compiling the step takes most of a minute on 2 cores, and a resumed or repeated run in the
+    same process (the search's orchestrator, the tests) need not pay it again."""
+    import ml_collections
+
+    from tinyjax import optim
+
+    cfg = ml_collections.ConfigDict(dict(zip(_PROGRAM_KEYS, values)))
+    schedule = optim.cosine_schedule(cfg.lr, cfg.steps, cfg.warmup_steps)
+    tx = make_optimizer(cfg, schedule)
+    return tx, sandwich_step(model, tx, schedule, num_classes, cfg.label_smoothing)
+
+
 def train_supernet(space: SearchSpace, cfg, train_data: tuple[np.ndarray, np.ndarray],
                    workdir, progress=None, *, init_variables: dict | None = None,
                    callback: Callable[[int, dict], None] | None = None) -> dict:
@@ -158,7 +177,6 @@ def train_supernet(space: SearchSpace, cfg, train_data: tuple[np.ndarray, np.nda
     import jax
     from jax.sharding import SingleDeviceSharding
 
-    from tinyjax import optim
     from tinyjax.checkpoints import Checkpoints
 
     images, labels = train_data
@@ -169,8 +187,7 @@ def train_supernet(space: SearchSpace, cfg, train_data: tuple[np.ndarray, np.nda
     if size != images.shape[1]:
         images = _resize(images, size)
     model = supernet_model(space, size)
-    schedule = optim.cosine_schedule(cfg.lr, cfg.steps, cfg.warmup_steps)
-    tx = make_optimizer(cfg, schedule)
+    tx, train = _program(model, space.num_classes, tuple(cfg[k] for k in _PROGRAM_KEYS))
 
     def status(text):
         if progress is not None:
@@ -179,15 +196,17 @@ def train_supernet(space: SearchSpace, cfg, train_data: tuple[np.ndarray, np.nda
     status(f"building the supernet of {space.name} (K={cfg.k}, batch {cfg.batch_size}, {size} px)...")
     state = initial_state(space, model, tx, cfg.seed, init_variables)
 
+    # committed to one device, as the step's outputs and a restored state are: every call then
+    # hits the same compiled program (an uncommitted first state costs a second compilation)
+    device = SingleDeviceSharding(jax.devices()[0])
+    state = jax.device_put(state, device)
     ckpt = Checkpoints(Path(workdir), int(cfg.checkpoint_keep), fp)
     start = 0
     if ckpt.latest_step() is not None:
         status(f"resuming from {ckpt.directory / str(ckpt.latest_step())}...")
-        device = SingleDeviceSharding(jax.devices()[0])
         state, _ = ckpt.restore(state, jax.tree_util.tree_map(lambda _: device, state))
         start = int(jax.device_get(state.step))
 
-    train = sandwich_step(model, tx, schedule, space.num_classes, cfg.label_smoothing)
     meta = {"space": space.name, "steps": int(cfg.steps)}
     if start < cfg.steps:
         status("compiling the supernet step...")
