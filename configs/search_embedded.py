@@ -53,6 +53,7 @@ from ml_collections import ConfigDict
 
 from tinyjax.config import train_defaults
 from tinyjax.search.space import RESOLUTIONS, WIDTHS, SearchSpace
+from tinyjax.search.supernet import supernet_defaults
 
 
 def finetune_config() -> ConfigDict:
@@ -61,29 +62,26 @@ def finetune_config() -> ConfigDict:
     c.data.name = "tinyjax_shapes"
     c.data.randaugment_n = 0          # the shapes are the signal; photometric RandAugment only hurts
     c.data.min_crop_area = 0.35
-    c.batch_size = 128
-    c.eval_batch_size = 400
-    c.total_steps = 600               # about 13 epochs of 6,000 images
+    c.batch_size = 32
+    c.eval_batch_size = 200
+    c.total_steps = 150               # 0.8 epochs: what 2 CPU cores train at ~190 px in ~4 minutes
     c.optimizer = "adamw"
     c.schedule = "cosine"
     c.lr = 5e-3
-    c.warmup_epochs = 1.0
+    c.warmup_epochs = 0.1
     c.weight_decay = 1e-4
     c.label_smoothing = 0.0
     c.ema_decay = 0.0
-    c.log_every_steps = 20
-    c.eval_every_steps = 200
-    c.checkpoint_every_steps = 200
+    c.log_every_steps = 10
+    c.eval_every_steps = 150
+    c.checkpoint_every_steps = 50
     return c
 
 
 def get_config(arg=None):
     defaults = SearchSpace(1.0, RESOLUTIONS[-1])
     c = ConfigDict()
-    c.budget = "320kB"                # SRAM for the whole planned arena (kB = 1024 B)
-    c.flash = "1MB"                   # weights and constants; "" = unchecked
-    c.device = ""                     # a board of tinyjax.devices (sets budget and flash when given)
-    c.seed = 0
+    # The budget is the command line's (--budget, --flash, --device, --reserve, --target).
 
     c.space = ConfigDict()
     c.space.widths = tuple(WIDTHS)
@@ -96,29 +94,21 @@ def get_config(arg=None):
     c.stage1.samples = 1000           # random sub-networks planned per (width, resolution)
     c.stage1.seed = 0
     c.stage1.min_fraction = 0.1       # a space needs this share of its samples to fit
+    c.stage1.workers = 0              # processes (0: one per CPU)
 
-    c.supernet = ConfigDict()
-    c.supernet.steps = 300
-    c.supernet.batch_size = 32        # images per step, shared by the k sub-networks
-    c.supernet.k = 3                  # sub-networks per step: largest, smallest, k-2 random
-    c.supernet.optimizer = "sgd_nesterov"
-    c.supernet.schedule = "cosine"
-    c.supernet.lr = 0.05
-    c.supernet.warmup_steps = 15
-    c.supernet.momentum = 0.9
-    c.supernet.weight_decay = 3e-5
-    c.supernet.label_smoothing = 0.0
-    c.supernet.dtype = "float32"
-    c.supernet.seed = 0
-    c.supernet.mesh = ConfigDict({"population": 1, "data": -1})
+    # steps, batch, K sub-networks per step, proxy resolution, optimiser, BN recalibration; sized
+    # for 2 CPU cores (a supernet step at 64 px with K = 3 takes ≈ 4 s there, compiling ≈ 2 min)
+    c.supernet = supernet_defaults()
+    c.supernet.steps = 60
+    c.supernet.warmup_steps = 6
+    c.supernet.checkpoint_every = 20
 
     c.evolution = ConfigDict()
-    c.evolution.population = 32
-    c.evolution.generations = 8
+    c.evolution.population = 12
+    c.evolution.generations = 3
     c.evolution.parent_ratio = 0.25
     c.evolution.mutation_ratio = 0.5
     c.evolution.mutate_prob = 0.1
-    c.evolution.eval_batch_size = 250
     c.evolution.seed = 0
 
     c.finetune = finetune_config()
@@ -126,19 +116,15 @@ def get_config(arg=None):
     c.data = ConfigDict()
     c.data.name = "tinyjax_shapes"
     c.data.num_classes = 10
-    c.data.num_train = 6000
-    c.data.num_eval = 1200
     c.data.num_classes_subset = 0     # 0: all classes; N: a seeded N-class subset, labels 0..N-1
     c.data.subset_seed = 0
-    c.data.holdout = 1000             # training images kept out of the supernet to score candidates
-    c.data.calibration_images = 256   # training images re-estimating each candidate's BN statistics
+    c.data.holdout = 256              # training images kept out of the supernet to score candidates
+    c.data.max_images = 0             # per split, for datasets read by the pipeline (0: all)
     c.data.data_dir = ""              # TFDS data dir ("" = $TINYJAX_DATA_DIR or ~/tensorflow_datasets)
-    c.data.cache_dir = ""             # rendered .npz cache ("" = <data dir>/tinyjax_shapes_rendered)
-    c.data.render_workers = 0         # threads drawing images (0 = one per CPU)
 
     c.export = ConfigDict()
     c.export.calibration_images = 256  # training images fixing the int8 activation ranges
-    c.export.test_images = 1200        # validation images: integer reference vs float model
+    c.export.test_images = 100         # validation images: C vs integer reference, int8 top-1
 
     if arg == "runlocal":
         runlocal(c)
@@ -152,19 +138,25 @@ def runlocal(c: ConfigDict) -> ConfigDict:
     c.space.widths = (0.3, 0.5)
     c.space.resolutions = (48, 64)
     c.stage1.samples = 20
+    c.stage1.workers = 1
     c.supernet.steps = 4
     c.supernet.batch_size = 8
+    c.supernet.resolution = 48
     c.supernet.warmup_steps = 1
-    c.supernet.mesh.population = 1
+    c.supernet.log_every = 2
+    c.supernet.checkpoint_every = 2
+    c.supernet.calib_images = 16
+    c.supernet.eval_batch_size = 16
     c.evolution.population = 6
     c.evolution.generations = 2
-    c.evolution.eval_batch_size = 50
-    c.data.holdout = 100
-    c.data.calibration_images = 32
+    c.data.holdout = 48
+    c.data.max_images = 256
     c.finetune.total_steps = 4
+    c.finetune.batch_size = 16
+    c.finetune.eval_batch_size = 100
     c.finetune.eval_every_steps = 4
     c.finetune.log_every_steps = 2
-    c.finetune.checkpoint_every_steps = 4
-    c.export.calibration_images = 32
-    c.export.test_images = 64
+    c.finetune.checkpoint_every_steps = 2
+    c.export.calibration_images = 16
+    c.export.test_images = 8
     return c

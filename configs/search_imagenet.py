@@ -7,14 +7,11 @@ on an ImageNet-100 class subset (MCUNet's proxy task) or on all 1,000 classes, f
 ARG: nothing or ``in100`` = 100 classes chosen by ``data.subset_seed`` (as ``configs/imagenet100.py``),
 ``full`` = ImageNet-1k, ``runlocal`` = a smoke test of the ImageNet-100 settings.
 
-Devices: the supernet's k sub-networks run as a vmapped population over a ``(population, data)``
-mesh: ``supernet.mesh.population`` device groups hold the sub-networks (it must divide ``k``), and
-``data`` splits each step's batch over the rest (``-1`` = every device left). On 8 accelerators
-with k = 4: ``population=4, data=2``; on one host's CPU: ``population=1``. Multi-host runs call
-``jax.distributed.initialize()`` as training does.
+Devices: the supernet's k sub-networks run vmapped in one jitted step on the default device; the
+winner is trained by ``tinyjax.train`` over the usual ``(population, data)`` mesh. The supernet
+reads its images from memory (``data.max_images`` per split; ImageNet-100 at 176 px is ≈ 12 GB).
 
-Sizes: ImageNet-100 has about 1,300 training images per class (``data.num_train = 0``: counted
-from the TFDS copy by ``tinyjax.data.get_info``) and 50 validation images per class.
+Sizes: ImageNet-100 has about 1,300 training images per class and 50 validation images per class.
 
 EXPECTED (to be filled in with measured figures: wall time per stage and device, chosen (w, r),
 supernet top-1, winner's MACs, peak SRAM, flash, float and int8 top-1; MCUNet reports 62.2/61.8%
@@ -64,26 +61,25 @@ def get_config(arg=None):
     c.supernet.steps = 60_000 if subset else 500_000  # ≈ 120 / 100 epochs at batch 256
     c.supernet.batch_size = 256
     c.supernet.k = 4                  # OFA's sandwich: largest, smallest, 2 random
+    c.supernet.resolution = 0         # the chosen space's own resolution (no proxy)
+    c.supernet.optimizer = "sgd_nesterov"
     c.supernet.lr = 0.1
     c.supernet.warmup_steps = 2500
-    c.supernet.label_smoothing = 0.1
-    c.supernet.dtype = "bfloat16"
-    c.supernet.mesh.population = 4
+    c.supernet.checkpoint_every = 1000
+    c.supernet.log_every = 100
+    c.supernet.calib_images = 2000    # OFA re-estimates BN statistics on 2,000 training images
+    c.supernet.eval_batch_size = 250
 
     c.evolution.population = 100
     c.evolution.generations = 30
-    c.evolution.eval_batch_size = 500
 
     c.finetune = finetune_config(subset)
 
     c.data.name = "imagenet2012"
     c.data.num_classes = subset or 1000
     c.data.num_classes_subset = subset
-    c.data.num_train = 0              # counted from the TFDS copy
-    c.data.num_eval = 50 * (subset or 1000)
     c.data.holdout = 10_000 if subset == 0 else 5000
-    c.data.calibration_images = 2000  # OFA re-estimates BN statistics on 2,000 training images
-    c.data.cache_dir = ""             # unused: ImageNet is read by the tf.data pipeline
+    c.data.max_images = 0             # every training image in memory at the space's resolution
 
     c.export.calibration_images = 1000
     c.export.test_images = 5000

@@ -1,19 +1,21 @@
-"""``python -m tinyjax.search``: a network for a MACs target, or for a memory budget, by TinyNet's
-Rubik's-cube formula (r and d from the formula, w solved on the counted MACs).
+"""``python -m tinyjax.search``: a network for a microcontroller's memory (MCUNet's TinyNAS, the
+default), or for a MACs target or a budget by TinyNet's Rubik's-cube formula.
 
 Examples::
 
+    python -m tinyjax.search --budget 320kB                     # TinyNAS on the embedded dataset
+    python -m tinyjax.search --device stm32h743 --workdir runs/h743   # that board's SRAM and flash
+    python -m tinyjax.search --budget 320kB --config configs/search_imagenet.py --workdir W
     python -m tinyjax.search --flops 100M                       # built-in formula (TinyNet-A..E)
     python -m tinyjax.search --flops 100M --out rubik100m.json  # + the spec JSON for train/export
     python -m tinyjax.search --method rubik --budget 256kB      # largest along the curve that fits
-    python -m tinyjax.search --method rubik --device stm32h743  # that board's SRAM and flash
     python -m tinyjax.search --refit WORKDIR --flops 50M        # fit WORKDIR/frontier.json first
     python -m tinyjax.search --formula WORKDIR/formula.json --flops 50M
     python -m tinyjax.search --check                            # the formula at TinyNet-A..E MACs
     python -m tinyjax.search --fit-builtin                      # regenerate the built-in formula
 
 Sizes: kB = KiB = 1024 B, MB = 1024² B; counts: M = 10⁶, G = 10⁹ MACs. Library code lives in
-:mod:`tinyjax.search.rubik` and :mod:`tinyjax.search.rubik_memory`.
+:mod:`tinyjax.search.tinynas`, :mod:`tinyjax.search.rubik` and :mod:`tinyjax.search.rubik_memory`.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ from pathlib import Path
 from tinyjax.errors import TinyJaxError, run_cli
 
 MAX_ERROR = 0.05   # a target the formula's networks miss by more than this is refused
+DEFAULT_WORKDIR = "runs/search"
+DEFAULT_CONFIG = "configs/search_embedded.py"
+TINYNAS_FLASH = "1MB"   # the flash of a --budget without --flash or --device (STM32F746's)
 
 
-VALUE_OPTIONS = ("--flops", "--budget", "--flash")
+VALUE_OPTIONS = ("--flops", "--budget", "--flash", "--reserve")
 
 
 def _join_values(argv: Sequence[str]) -> list[str]:
@@ -48,21 +53,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     argv = _join_values(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(
         prog="python -m tinyjax.search",
-        description="TinyNet's Rubik's-cube formula: r(F) and d(F) from a Gaussian-process fit over "
-                    "log MACs, w solved so the counted MACs meet the target. Sizes: kB = 1024 B.")
+        description="TinyNAS (MCUNet): the most accurate network whose planned memory fits a "
+                    "microcontroller (--budget/--device), trained and exported as int8 C; or TinyNet's "
+                    "Rubik's-cube formula: r(F) and d(F) from a Gaussian-process fit over log MACs, w "
+                    "solved so the counted MACs meet the target (--flops, --method rubik). "
+                    "Sizes: kB = 1024 B.")
     p.add_argument("--flops", metavar="MACS", help="MACs target, e.g. 100M, 1.2G, 25e6")
-    p.add_argument("--method", choices=["rubik"],
-                   help="search under a memory budget: rubik = the largest network along the "
-                        "formula's curve that fits (the only method for now)")
-    p.add_argument("--budget", metavar="SIZE", help="with --method rubik: SRAM for the planned arena, "
-                   "e.g. 256kB, 320KiB, 0.5MB (default: the --device's SRAM)")
-    p.add_argument("--flash", metavar="SIZE", help="with --method rubik: flash for weights and "
-                   "constants, e.g. 1MB (default: the --device's flash, else unchecked)")
-    p.add_argument("--target", metavar="T", help="with --method rubik: kernel target the memory is "
-                   "planned for: cortex-m4, cortex-m7, cortex-m55, host (default: the device's core, "
-                   "else cortex-m7)")
-    p.add_argument("--device", metavar="NAME", help="with --method rubik: a board whose SRAM and flash "
-                   "are the budget: stm32f412, stm32f746, stm32h743")
+    p.add_argument("--method", choices=["tinynas", "rubik"],
+                   help="search under a memory budget: tinynas (default) = MCUNet's two-stage search, "
+                        "supernet and evolution, then training and C export; rubik = the largest "
+                        "network along the formula's curve that fits")
+    p.add_argument("--budget", metavar="SIZE", help="SRAM for the planned arena (input image, "
+                   "activations, scratch), e.g. 320kB, 256KiB, 0.5MB (default: the --device's SRAM)")
+    p.add_argument("--flash", metavar="SIZE", help="flash for weights and constants, e.g. 1MB "
+                   "(default: the --device's flash; else 1MB for tinynas, unchecked for rubik)")
+    p.add_argument("--reserve", metavar="SIZE", help="tinynas: SRAM kept free for the application, "
+                   "taken off the budget (default 0)")
+    p.add_argument("--target", metavar="T", help="kernel target the memory is planned for: cortex-m4, "
+                   "cortex-m7, cortex-m55, host (default: the device's core, else cortex-m7)")
+    p.add_argument("--device", metavar="NAME", help="a board whose SRAM and flash are the budget "
+                   "(explicit --budget/--flash override it): stm32f412, stm32f746, stm32h743")
+    p.add_argument("--workdir", metavar="DIR", help="tinynas: work directory, resumed when the same "
+                   f"command runs again (default: {DEFAULT_WORKDIR})")
+    p.add_argument("--config", metavar="FILE.py[:ARG]", help="tinynas: search config (default: "
+                   f"{DEFAULT_CONFIG}); --config.KEY=VALUE overrides one field")
     p.add_argument("--classes", metavar="N", help="classifier outputs of the network (default: the "
                    "formula's base, 1000); w is solved with this classifier counted")
     src = p.add_mutually_exclusive_group()
@@ -77,18 +91,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--fit-builtin", action="store_true",
                    help="refit the built-in formula to EfficientNet-B0 and TinyNet-A..E and write it "
                         "into the package (maintainers; needs gpytorch)")
-    return p.parse_args(argv)
+    from tinyjax.config import parse_with_overrides
+
+    args, overrides = parse_with_overrides(p, argv)
+    args.overrides = overrides
+    return args
 
 
 def _check_modes(args) -> None:
-    budget_mode = any(v is not None for v in (args.budget, args.flash, args.target, args.device))
-    if budget_mode and args.method is None:
-        raise TinyJaxError("--budget, --flash, --target and --device need --method rubik for now "
-                           "(the TinyNAS search under a budget is not built yet)")
+    budget_mode = any(v is not None for v in (args.budget, args.flash, args.target, args.device,
+                                              args.reserve))
+    if budget_mode and args.method is None and args.flops is None:
+        args.method = "tinynas"
+    if budget_mode and args.flops is not None:
+        raise TinyJaxError("give either --flops (the formula at a MACs target) or a budget "
+                           "(--budget/--device), not both")
     if args.method and args.budget is None and args.device is None:
-        raise TinyJaxError("--method rubik needs --budget SIZE or --device NAME")
+        raise TinyJaxError(f"--method {args.method} needs --budget SIZE or --device NAME")
     if args.method and args.flops is not None:
-        raise TinyJaxError("give either --flops or --method rubik --budget, not both")
+        raise TinyJaxError(f"give either --flops or --method {args.method} --budget, not both")
+    tinynas_only = {"--workdir": args.workdir, "--config": args.config, "--reserve": args.reserve,
+                    "--config.KEY": args.overrides or None}
+    for flag, v in tinynas_only.items():
+        if v is not None and args.method != "tinynas":
+            raise TinyJaxError(f"{flag} applies to the TinyNAS search (--budget SIZE or --device NAME)")
+    if args.method == "tinynas" and any((args.out, args.formula, args.refit, args.check, args.classes)):
+        raise TinyJaxError("--out, --formula, --refit, --check and --classes belong to the Rubik's-cube "
+                           "formula; the TinyNAS search writes its results into --workdir")
     if args.fit_builtin and (args.formula or args.refit):
         raise TinyJaxError("--fit-builtin fits the built-in points; it takes no --formula or --refit")
     if not (args.flops or args.method or args.refit or args.check or args.fit_builtin):
@@ -186,9 +215,49 @@ def _budget(args, formula, sram: int, flash: int | None, target: str, head: str 
         _write(args.out, sol.spec.to_json() + "\n")
 
 
+def _tinynas(args) -> int:
+    from tinyjax.config import apply_overrides, load_config
+    from tinyjax.search.tinynas import Budget, run_search
+    from tinyjax.search.units import format_bytes, format_count, parse_bytes
+
+    sram, flash, target = _budget_inputs(args)
+    if flash is None:
+        flash = parse_bytes(TINYNAS_FLASH)
+    reserve = parse_bytes(args.reserve) if args.reserve is not None else 0
+    if reserve >= sram:
+        raise TinyJaxError(f"--reserve {args.reserve} leaves no SRAM of the {format_bytes(sram)} budget "
+                           "for the network")
+    budget = Budget(sram - reserve, flash, target, reserve, args.device)
+    config = args.config or str(_repo_config(DEFAULT_CONFIG))
+    cfg = apply_overrides(load_config(config), args.overrides)
+    print(f"TinyNAS under {budget.text()}; config {config}; work directory {args.workdir or DEFAULT_WORKDIR}",
+          flush=True)
+    s = run_search(cfg, budget, args.workdir or DEFAULT_WORKDIR, log=lambda m: print(m, flush=True))
+    print(f"best: {format_count(s['macs'])} MACs, {s['params']:,} parameters, peak SRAM "
+          f"{format_bytes(s['peak_sram_bytes'])}, flash {format_bytes(s['flash_bytes'])}; top-1 float "
+          f"{s['top1_float']:.4f}, int8 {s['top1_int8']:.4f}; C bit-exact on {s['c_bit_exact']}/"
+          f"{s['c_images']} images")
+    return 0
+
+
+def _repo_config(rel: str) -> Path:
+    """A config of the repository's ``configs/``: from the current directory, else next to the
+    package (an editable install of the repository)."""
+    import tinyjax
+
+    if Path(rel).is_file():
+        return Path(rel)
+    path = Path(tinyjax.__file__).resolve().parent.parent / rel
+    if not path.is_file():
+        raise TinyJaxError(f"{rel} not found next to the package ({path}); pass --config FILE.py")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     _check_modes(args)
+    if args.method == "tinynas":
+        return _tinynas(args)
     from tinyjax.search.rubik import check_table, solution_lines, solve
     from tinyjax.search.units import parse_count
 

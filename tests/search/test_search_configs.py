@@ -8,7 +8,7 @@ import pytest
 
 from tinyjax.config import ConfigFileError, apply_overrides, load_config, train_defaults
 from tinyjax.search.space import RESOLUTIONS, WIDTHS, SearchSpace
-from tinyjax.search.units import parse_bytes
+from tinyjax.search.supernet import supernet_defaults
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EMBEDDED = str(CONFIGS / "search_embedded.py")
@@ -16,17 +16,13 @@ IMAGENET = str(CONFIGS / "search_imagenet.py")
 
 # What the search reads, section by section (``finetune`` is a training config: checked apart).
 KEYS = {
-    "": {"budget", "flash", "device", "seed", "space", "stage1", "supernet", "evolution", "finetune",
-         "data", "export"},
+    "": {"space", "stage1", "supernet", "evolution", "finetune", "data", "export"},
     "space": {"widths", "resolutions", "kernels", "expands", "depths"},
-    "stage1": {"samples", "seed", "min_fraction"},
-    "supernet": {"steps", "batch_size", "k", "optimizer", "schedule", "lr", "warmup_steps", "momentum",
-                 "weight_decay", "label_smoothing", "dtype", "seed", "mesh"},
-    "supernet.mesh": {"population", "data"},
-    "evolution": {"population", "generations", "parent_ratio", "mutation_ratio", "mutate_prob",
-                  "eval_batch_size", "seed"},
-    "data": {"name", "num_classes", "num_train", "num_eval", "num_classes_subset", "subset_seed",
-             "holdout", "calibration_images", "data_dir", "cache_dir", "render_workers"},
+    "stage1": {"samples", "seed", "min_fraction", "workers"},
+    "supernet": set(supernet_defaults().keys()),
+    "evolution": {"population", "generations", "parent_ratio", "mutation_ratio", "mutate_prob", "seed"},
+    "data": {"name", "num_classes", "num_classes_subset", "subset_seed", "holdout", "max_images",
+             "data_dir"},
     "export": {"calibration_images", "test_images"},
 }
 
@@ -55,14 +51,13 @@ def test_every_section_and_key(path):
         assert set(_section(cfg, section).keys()) == keys, (path, section)
     # the fine-tuning section is a training config: exactly train_defaults()'s keys
     assert _keys(cfg.finetune) == _keys(train_defaults())
-    assert parse_bytes(cfg.budget) == 320 * 1024 and parse_bytes(cfg.flash) == 1024 ** 2
     # the search space's own defaults, and a space they describe can be built
     space = SearchSpace(cfg.space.widths[0], cfg.space.resolutions[-1], cfg.data.num_classes,
                         cfg.space.kernels, cfg.space.expands, cfg.space.depths)
     assert space.spec().num_classes == cfg.data.num_classes
-    assert cfg.supernet.k >= 2 and cfg.supernet.k % cfg.supernet.mesh.population == 0
+    assert cfg.supernet.k >= 2
     assert 0 < cfg.evolution.parent_ratio and cfg.evolution.parent_ratio + cfg.evolution.mutation_ratio <= 1
-    assert cfg.data.holdout + cfg.data.calibration_images <= (cfg.data.num_train or 10 ** 9)
+    assert cfg.supernet.calib_images >= cfg.supernet.eval_batch_size   # at least one full batch
     assert cfg.finetune.data.name == cfg.data.name
     assert cfg.finetune.data.num_classes_subset == cfg.data.num_classes_subset
 
@@ -74,14 +69,10 @@ def test_embedded_defaults_are_the_mcunet_space_and_the_brief():
     assert (cfg.space.kernels, cfg.space.expands, cfg.space.depths) == (
         default.kernels, default.expands, default.depths)
     assert cfg.stage1.samples == 1000
-    assert (cfg.supernet.steps, cfg.supernet.batch_size, cfg.supernet.k) == (300, 32, 3)
-    assert (cfg.supernet.optimizer, cfg.supernet.schedule) == ("sgd_nesterov", "cosine")
-    assert cfg.supernet.lr == 0.05
-    assert cfg.supernet.weight_decay == 3e-5
+    assert cfg.supernet.k == 3 and 0 < cfg.supernet.resolution <= min(cfg.space.resolutions) + 16
     assert (cfg.evolution.parent_ratio, cfg.evolution.mutation_ratio, cfg.evolution.mutate_prob) == (
         0.25, 0.5, 0.1)
-    assert (cfg.data.name, cfg.data.num_classes, cfg.data.num_train, cfg.data.num_eval) == (
-        "tinyjax_shapes", 10, 6000, 1200)
+    assert (cfg.data.name, cfg.data.num_classes) == ("tinyjax_shapes", 10)
     assert cfg.finetune.data.randaugment_n == 0 and cfg.finetune.total_steps > 0
 
 
@@ -90,7 +81,7 @@ def test_runlocal_is_smaller(path):
     full, small = load_config(path), load_config(f"{path}:runlocal")
     assert _keys(full) == _keys(small)
     for key in ("stage1.samples", "supernet.steps", "supernet.batch_size", "evolution.population",
-                "evolution.generations", "data.holdout", "data.calibration_images",
+                "evolution.generations", "data.holdout", "supernet.calib_images",
                 "export.calibration_images", "export.test_images"):
         section, _, leaf = key.rpartition(".")
         assert _section(small, section)[leaf] < _section(full, section)[leaf], (path, key)
@@ -105,7 +96,6 @@ def test_imagenet_is_the_same_search_on_imagenet():
     assert in100.data.name == full.data.name == in100.finetune.data.name == "imagenet2012"
     assert (in100.data.num_classes, in100.data.num_classes_subset) == (100, 100)
     assert (full.data.num_classes, full.data.num_classes_subset) == (1000, 0)
-    assert in100.data.num_eval == 5000 and full.data.num_eval == 50_000
     assert in100.supernet.steps > emb.supernet.steps and in100.supernet.batch_size > emb.supernet.batch_size
     assert in100.evolution.population * in100.evolution.generations > (
         emb.evolution.population * emb.evolution.generations)
@@ -120,9 +110,9 @@ def test_unknown_argument_is_a_config_error(path):
 
 def test_command_line_overrides_reach_every_section():
     cfg = apply_overrides(load_config(EMBEDDED), [
-        "budget=256kB", "data.data_dir=/data/tfds", "supernet.k=4", "space.resolutions=(96, 128)",
+        "stage1.samples=50", "data.data_dir=/data/tfds", "supernet.k=4", "space.resolutions=(96, 128)",
         "finetune.lr=0.01", "evolution.mutate_prob=0.2"])
-    assert cfg.budget == "256kB" and cfg.data.data_dir == "/data/tfds" and cfg.supernet.k == 4
+    assert cfg.stage1.samples == 50 and cfg.data.data_dir == "/data/tfds" and cfg.supernet.k == 4
     assert cfg.space.resolutions == (96, 128) and cfg.finetune.lr == 0.01
     assert cfg.evolution.mutate_prob == 0.2
     with pytest.raises(ConfigFileError, match="unknown config key 'supernet.kk'"):

@@ -1,0 +1,72 @@
+"""``python -m tinyjax.search --budget SIZE``: the TinyNAS search's command line. Bad input is one
+line and exit code 2, before any work and without touching the work directory."""
+
+import pytest
+
+from tinyjax.errors import run_cli
+from tinyjax.search.__main__ import main
+
+
+def cli(capsys, *args):
+    rc = run_cli(main, list(args), prog="tinyjax.search")
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--budget", "lots"], "cannot read a size 'lots'"),
+    (["--budget", "320kB", "--flash", "-1MB"], "must be positive, got '-1MB'"),
+    (["--device", "stm32f999"], "unknown device"),
+    (["--budget", "320kB", "--target", "m9"], "unknown target"),
+    (["--budget", "320kB", "--reserve", "400kB"], "leaves no SRAM"),
+    (["--budget", "320kB", "--out", "x.json"], "belong to the Rubik's-cube formula"),
+    (["--budget", "320kB", "--config", "/nonexistent.py"], "/nonexistent.py"),
+    (["--budget", "320kB", "--config.stage1.nope=1"], "unknown config key 'stage1.nope'"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, args, match):
+    wd = tmp_path / "wd"
+    rc, out, err = cli(capsys, *args, "--workdir", str(wd))
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and match in lines[0], err
+    assert not wd.exists()
+
+
+def test_budget_below_the_smallest_network_names_its_peak_and_exits_2(capsys, tmp_path):
+    from tinyjax.codegen.memory import peak_sram_bytes
+    from tinyjax.search.space import SearchSpace
+
+    smallest = SearchSpace(0.2, 48, 10).spec(SearchSpace(0.2, 48, 10).smallest())
+    peak = peak_sram_bytes(smallest, "cortex-m7")
+    rc, out, err = cli(capsys, "--budget", "8kB", "--workdir", str(tmp_path / "wd"))
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1, err
+    assert "smallest network" in lines[0] and f"{peak:,} B" in lines[0], lines[0]
+    # one byte below the smallest peak is refused, the peak itself is not refused by this check
+    from tinyjax.config import load_config
+    from tinyjax.search.tinynas import Budget
+    from tinyjax.search.tinynas_stages import check_reachable
+
+    cfg = load_config("configs/search_embedded.py")
+    check_reachable(cfg, Budget(peak, 2**20, "cortex-m7"))
+    with pytest.raises(Exception, match="smallest network"):
+        check_reachable(cfg, Budget(peak - 1, 2**20, "cortex-m7"))
+
+
+def test_a_winner_over_the_budget_is_never_exported():
+    """The verified plan decides: one byte below a network's peak stops the search."""
+    import random
+
+    from tinyjax.search.evolution import MemoryCheck
+    from tinyjax.search.space import SearchSpace
+    from tinyjax.search.tinynas import SearchError
+    from tinyjax.search.tinynas_stages import verified_winner
+
+    space = SearchSpace(0.3, 96, 10)
+    arch = space.sample(random.Random(1))
+    fit = MemoryCheck(space, 2**30).verify(arch)
+    assert verified_winner(MemoryCheck(space, fit.peak_sram_bytes, 2**30), arch) == fit.__class__(
+        True, fit.peak_sram_bytes, fit.flash_bytes, fit.macs, fit.params)
+    with pytest.raises(SearchError, match="nothing is exported"):
+        verified_winner(MemoryCheck(space, fit.peak_sram_bytes - 1, 2**30), arch)
+    with pytest.raises(SearchError, match="nothing is exported"):
+        verified_winner(MemoryCheck(space, 2**30, fit.flash_bytes - 1), arch)
