@@ -235,8 +235,9 @@ def _tinynas(args) -> int:
     s = run_search(cfg, budget, args.workdir or DEFAULT_WORKDIR, log=lambda m: print(m, flush=True))
     print(f"best: {format_count(s['macs'])} MACs, {s['params']:,} parameters, peak SRAM "
           f"{format_bytes(s['peak_sram_bytes'])}, flash {format_bytes(s['flash_bytes'])}; top-1 float "
-          f"{s['top1_float']:.4f}, int8 {s['top1_int8']:.4f}; C bit-exact on {s['c_bit_exact']}/"
-          f"{s['c_images']} images")
+          f"{s['top1_float']:.4f}, int8 {s['top1_int8']:.4f}; "
+          + (f"C bit-exact on {s['c_bit_exact']}/{s['c_images']} images" if s["c_bit_exact"] is not None
+             else "C not built (no make/cc)"))
     return 0
 
 

@@ -29,7 +29,8 @@ def _make(out: Path, target: str) -> None:
 def export_and_check(train_dir: Path, out: Path, budget, vectors: int, calibration: int, log) -> dict:
     """Export ``train_dir``'s latest checkpoint into ``out`` with ``vectors`` validation images as
     test vectors; return ``top1_int8`` (the integer reference's top-1 on them), ``bit_exact`` /
-    ``images`` (the host C program against the reference) and ``firmware`` (``arm-none-eabi-size``
+    ``images`` (the host C program against the reference; ``bit_exact`` None without ``make`` and
+    ``cc``) and ``firmware`` (``arm-none-eabi-size``
     of the Cortex-M7 image, or None without the toolchain)."""
     from tinyjax.runs import eval_images, load_run
 
@@ -46,6 +47,11 @@ def export_and_check(train_dir: Path, out: Path, budget, vectors: int, calibrati
     _, labels = eval_images(load_run(train_dir), vectors)
     expected = np.fromfile(out / "expected.bin", np.int8).reshape(len(labels), -1)
     top1_int8 = float(np.mean(np.argmax(expected, -1) == labels))
+    missing = [t for t in ("make", "cc") if shutil.which(t) is None]
+    if missing:
+        log(f"export: {' and '.join(missing)} not found: the C is written to {out} but not built or "
+            "checked on this machine (install with: apt-get install --no-install-recommends gcc make)")
+        return {"top1_int8": top1_int8, "bit_exact": None, "images": len(labels), "firmware": None}
     _make(out, "host")
     run = subprocess.run([str(out / "build" / "host" / f"{PREFIX}_check"), str(out / "input.bin"),
                           str(out / "expected.bin"), str(out / "output.bin")], capture_output=True, text=True)

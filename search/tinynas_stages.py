@@ -249,7 +249,9 @@ def summary_markdown(s: dict) -> str:
             ("top-1 held-out, supernet weights", f"{s['top1_holdout_supernet']:.4f}"),
             ("top-1 validation, float", f"{s['top1_float']:.4f}"),
             ("top-1 int8 (integer reference)", f"{s['top1_int8']:.4f}"),
-            ("C on the host vs integer reference", f"{s['c_bit_exact']}/{s['c_images']} bit-exact")]
+            ("C on the host vs integer reference",
+             f"{s['c_bit_exact']}/{s['c_images']} bit-exact" if s["c_bit_exact"] is not None
+             else "not built (no make/cc on this machine)")]
     if s.get("firmware"):
         f = s["firmware"]
         rows.append(("Cortex-M7 image (arm-none-eabi-size)",
