@@ -116,6 +116,7 @@ def test_extracted_subnet_equals_masked_supernet():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
 
+@pytest.mark.slow  # 20-30 s on 2 shared cores; the default suite keeps the extraction tests
 def test_sort_keeps_largest_and_orders_channels():
     variables = _randomised(SPACE, 4)
     x = normalise_images(_images(2, seed=2))
@@ -198,6 +199,7 @@ def test_resume_ends_with_the_same_weights(tmp_path):
         train_supernet(TINY, _cfg(batch_size=100), data, tmp_path / "c")
 
 
+@pytest.mark.slow  # compiling the evaluator's scan over BN recalibration: 40-75 s on 2 shared cores
 def test_evaluator_matches_the_extracted_subnet():
     variables = _randomised(TINY, 7)
     calib, val = _images(32, seed=8), _images(20, seed=9)
