@@ -2,49 +2,44 @@
 
     python -m tinyjax.search --budget 320kB [--config configs/search_embedded.py[:runlocal]]
 
-Stages and why they are built this way:
+The budget is the command line's (``--budget``, ``--flash``, ``--device``, ``--reserve``,
+``--target``). Stages and why they are built this way:
 
 ``space`` — the MCUNet space (``tinyjax.search.space``): width multiplier × resolution pick a
     *space*; inside it a kernel and an expansion per block and a depth per stage pick a
     *sub-network*. Defaults are the paper's 9 widths × 12 resolutions (48–224 px).
 ``stage1`` — space optimisation without training: for every (w, r), ``samples`` random sub-networks
-    are planned by the same memory planner as the generated C; those that fit ``budget`` (SRAM) and
-    ``flash`` give a FLOPs CDF, and the space with the largest mean FLOPs of fitting networks wins
-    (MCUNet: more FLOPs under the same memory means a better space). A space where fewer than
-    ``min_fraction`` of the samples fit is dropped: its CDF would rest on a few networks at the
-    edge of the budget.
+    are planned by the same memory planner as the generated C; those that fit give a MACs CDF,
+    and the space with the largest mean MACs of fitting networks wins (MCUNet: more FLOPs under
+    the same memory means a better space), among spaces where at least ``min_fraction`` of the
+    samples fit (a CDF resting on a few networks at the budget's edge leaves evolution nothing
+    to choose from). All 108 spaces × 1000 samples take about 35 s on 2 cores.
 ``supernet`` — one weight-sharing network of the chosen space (every block at the largest kernel,
     expansion and depth), trained with the sandwich rule: each step trains ``k`` sub-networks on
-    the same batch (the largest, the smallest, and k-2 random ones), vmapped over their masks as a
-    population (``mesh.population`` devices hold them; ``mesh.data`` splits the batch).
-    SGD-Nesterov with cosine decay, as OFA. Values are first guesses, to be tuned.
+    the same batch (the largest, the smallest, and k-2 random ones), vmapped over their masks.
+    On 2 CPU cores it trains at a *proxy* resolution (``resolution``, 64 px: a step costs
+    ≈ (64/r)² of one at the space's resolution r) and the evolution scores at that proxy too;
+    memory is always planned at r, and the winner is trained at r. Sixty steps are a short warm
+    start, not OFA's schedule: what 2 cores afford in ≈ 6 minutes with ≈ 2 minutes of XLA
+    compilation. ``configs/search_imagenet.py`` trains at the space's own resolution.
 ``evolution`` — OFA's evolutionary search: a random ``population`` of sub-networks that fit, then
     ``generations`` rounds keeping the best ``parent_ratio`` as parents, filling ``mutation_ratio``
     of the rest by mutation (each gene resampled with ``mutate_prob``) and the remainder by
     crossover. Every candidate is planned before it is scored (a candidate that does not fit is
-    redrawn); scoring re-estimates its BN statistics on ``data.calibration_images`` training
-    images and measures top-1 on ``data.holdout`` training images held out of supernet training,
-    so the validation split stays unseen until the fine-tuned winner is evaluated.
-``finetune`` — a training config (``tinyjax.config.train_defaults()``) for the winner: the search
-    fills ``spec`` and ``resolution``; the recipe is ``configs/train_embedded.py``'s. Note: the
-    training pipeline reads the 32-px TFDS copy resized to the resolution, not the natively drawn
-    images the supernet saw, unless the search feeds it ``load_rendered``'s arrays.
-``data`` — ``tinyjax_shapes`` drawn natively at each searched resolution
-    (``tinyjax.data.embedded.load_rendered``: the same scenes as the 32-px TFDS dataset, cached as
-    ``.npz`` under ``cache_dir``; ``""``: ``tinyjax_shapes_rendered`` in the TFDS data dir).
-``export`` — int8 export of the fine-tuned winner: ``calibration_images`` training images fix the
-    activation ranges; ``test_images`` validation images compare the integer reference with the
-    float model.
-
-Drawing the data at the search resolutions (``load_rendered``, train + validation, 7,200 images,
-drawn and saved; CPU seconds are the work, wall seconds were measured on 2 cores shared with
-other jobs, load average 5-7; the threads add no CPU time, so 2 free cores take about half the CPU
-seconds): 96 px 11.9 CPU-s (14.3 s wall), 144 px 24.4 CPU-s (34.3 s), 176 px 39.2 CPU-s (59.6 s);
-32 px 1.7 CPU-s. Cached, both splits load in 0.2 s (96 px, 190 MiB) to 2.0 s (176 px, 638 MiB).
-
-EXPECTED (to be filled in with measured figures: wall time per stage, the chosen (w, r), its FLOPs
-CDF, supernet top-1 of the largest and smallest sub-network, the winner's MACs, peak SRAM, flash,
-and fine-tuned float and int8 top-1): not measured yet.
+    redrawn); scoring re-estimates its BN statistics on ``supernet.calib_images`` training images
+    and measures top-1 on the ``data.holdout`` training images held out of supernet training, so
+    the validation split stays unseen until the winner is evaluated.
+``finetune`` — the ``tinyjax.train`` config the winner is trained with, from scratch (the search
+    fills ``spec``; the data is the embedded dataset drawn at the winner's resolution,
+    ``tinyjax_shapes_sized/<r>px``): AdamW, cosine, 150 steps of 32 — what 2 cores train at
+    ≈ 190 px in a few minutes, far from the 13 epochs ``configs/train_embedded.py`` gives its
+    32-px network.
+``data`` — ``tinyjax_shapes`` drawn at the resolutions the search needs (the same scenes as the
+    32-px dataset, ``tinyjax.data.embedded_sized``; drawn once into the TFDS data dir, about a
+    minute at 192 px).
+``export`` — int8 export of the trained winner (``tinyjax.export``): ``calibration_images``
+    training images fix the activation ranges; the first ``test_images`` validation images are
+    the test vectors the C is checked on, bit for bit, and give the int8 top-1.
 
 ARG ``runlocal``: a smoke test (two widths, two resolutions, a few samples, steps and candidates).
 """
