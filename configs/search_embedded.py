@@ -31,7 +31,7 @@ The budget is the command line's (``--budget``, ``--flash``, ``--device``, ``--r
     the validation split stays unseen until the winner is evaluated.
 ``finetune`` — the ``tinyjax.train`` config the winner is trained with, from scratch (the search
     fills ``spec``; the data is the embedded dataset drawn at the winner's resolution,
-    ``tinyjax_shapes_sized/<r>px``): AdamW, cosine, 150 steps of 32 — what 2 cores train at
+    ``tinyjax_shapes_sized/<r>px``): AdamW, cosine, 100 steps of 32 — what 2 cores train at
     ≈ 190 px in a few minutes, far from the 13 epochs ``configs/train_embedded.py`` gives its
     32-px network.
 ``data`` — ``tinyjax_shapes`` drawn at the resolutions the search needs (the same scenes as the
@@ -59,7 +59,7 @@ def finetune_config() -> ConfigDict:
     c.data.min_crop_area = 0.35
     c.batch_size = 32
     c.eval_batch_size = 200
-    c.total_steps = 150               # 0.8 epochs: what 2 CPU cores train at ~190 px in ~4 minutes
+    c.total_steps = 100               # 0.5 epoch: what 2 CPU cores train at ~190 px in ~4 minutes
     c.optimizer = "adamw"
     c.schedule = "cosine"
     c.lr = 5e-3
@@ -68,7 +68,7 @@ def finetune_config() -> ConfigDict:
     c.label_smoothing = 0.0
     c.ema_decay = 0.0
     c.log_every_steps = 10
-    c.eval_every_steps = 150
+    c.eval_every_steps = 100
     c.checkpoint_every_steps = 50
     return c
 
