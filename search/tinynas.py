@@ -47,16 +47,19 @@ STAGES = ("stage1", "supernet", "evolution", "train", "export")
 @dataclasses.dataclass(frozen=True)
 class Budget:
     """What must fit: ``sram_bytes`` for the arena (the SRAM given minus ``reserve_bytes`` kept
-    for the application), ``flash_bytes`` for weights and constants, on kernel ``target``."""
+    for the application), ``flash_bytes`` for weights and constants, on kernel ``target``, with
+    tinyjax's planner (``in_place``) or a layer-by-layer one."""
 
     sram_bytes: int
     flash_bytes: int
     target: str
     reserve_bytes: int = 0
     device: str | None = None
+    in_place: bool = True   # False: a layer-by-layer planner (the co-design benchmark's baseline)
 
     def text(self) -> str:
         dev = f" ({self.device})" if self.device else ""
+        dev += "" if self.in_place else ", planned layer by layer (no in-place ops)"
         res = (f", {format_bytes(self.reserve_bytes)} of it kept for the application"
                if self.reserve_bytes else "")
         return (f"{format_bytes(self.sram_bytes + self.reserve_bytes)} SRAM{res}, "

@@ -61,7 +61,7 @@ def stage1(cfg, budget, wd, log) -> SearchSpace:
         stats = s1.run_stage1(spaces, budget.sram_bytes, budget.flash_bytes, budget.target,
                               samples=int(cfg.stage1.samples), seed=int(cfg.stage1.seed),
                               workers=int(cfg.stage1.get("workers", 0)) or None, done=done,
-                              on_space=on_space)
+                              on_space=on_space, in_place=budget.in_place)
     chosen, reason = s1.choose_space(stats, float(cfg.stage1.min_fraction))
     space = next(s for s in spaces if (s.width, s.resolution) == (chosen.width, chosen.resolution))
     from tinyjax.search.stage1_report import cdf_figure, table_markdown
@@ -123,7 +123,7 @@ def evolution(cfg, budget, space: SearchSpace, data: dict, variables, wd, log) -
     from tinyjax.search.evolution_plots import pareto_figure, progress_figure
     from tinyjax.search.supernet import SubnetEvaluator
 
-    check = MemoryCheck(space, budget.sram_bytes, budget.flash_bytes, budget.target)
+    check = MemoryCheck(space, budget.sram_bytes, budget.flash_bytes, budget.target, budget.in_place)
     if not wd.done("evolution"):
         e = cfg.evolution
         ecfg = EvolutionConfig(population=int(e.population), generations=int(e.generations),
