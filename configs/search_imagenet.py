@@ -21,40 +21,28 @@ ImageNet-1k top-1 for mcunet-in3 at 320 kB / 1 MB): not measured yet.
 import importlib.util
 from pathlib import Path
 
-from tinyjax.config import train_defaults
 
-
-def _search_embedded():
-    # the one definition of the search's sections, configs/search_embedded.py, not a copy of it
-    path = Path(__file__).with_name("search_embedded.py")
-    spec = importlib.util.spec_from_file_location("tinyjax_config_search_embedded", path)
+def _sibling(name: str):
+    """The config module ``configs/<name>.py`` (the one definition of its sections, not a copy)."""
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"tinyjax_config_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def finetune_config(num_classes_subset: int):
-    """ImageNet training of the winner: SGD-Nesterov, cosine, 150 epochs (``configs/imagenet100.py``)."""
-    c = train_defaults()
-    c.data.name = "imagenet2012"
+    """ImageNet training of the winner: ``configs/imagenet100.py``'s recipe (SGD-Nesterov, cosine,
+    150 epochs) on ``num_classes_subset`` classes (0: all)."""
+    c = _sibling("imagenet100").get_config()
     c.data.num_classes_subset = num_classes_subset
-    c.data.subset_seed = 0
-    c.batch_size = 256
-    c.optimizer = "sgd_nesterov"
-    c.schedule = "cosine"
-    c.lr = 0.1 * c.batch_size / 256
-    c.warmup_epochs = 5.0
-    c.weight_decay = 4e-5
-    c.num_epochs = 150.0
-    c.ema_decay = 0.9998
-    c.eval_every_steps = 2000
     return c
 
 
 def get_config(arg=None):
     if arg not in (None, "in100", "full", "runlocal"):
         raise ValueError(f"unknown argument {arg!r}; use 'in100', 'full', 'runlocal' or nothing")
-    embedded = _search_embedded()
+    embedded = _sibling("search_embedded")
     c = embedded.get_config()
     subset = 0 if arg == "full" else 100
 

@@ -36,7 +36,6 @@ from pathlib import Path
 
 from tinyjax.errors import TinyJaxError
 from tinyjax.files import write_atomic
-from tinyjax.search.space import SearchSpace
 from tinyjax.search.units import format_bytes
 
 __all__ = ["Budget", "STAGES", "run_search"]
@@ -158,7 +157,3 @@ def run_search(cfg, budget: Budget, workdir: str | Path, log=print) -> dict:
     log(f"search finished in {time.time() - t_all:,.0f} s this run "
         f"({sum(wd.state['seconds'].values()):,.0f} s over all runs); summary in {wd.path / 'summary.md'}")
     return summary
-
-
-def load_space(d: dict) -> SearchSpace:
-    return SearchSpace.from_dict(d)
