@@ -43,9 +43,11 @@ def train_data_config(data_cfg, resolution: int):
 def _from_pipeline(data_cfg, split: str, resolution: int) -> tuple[np.ndarray, np.ndarray]:
     from tinyjax.data import pipeline
 
-    cfg = data_cfg.copy_and_resolve_references()
-    with cfg.unlocked():
-        cfg.eval_split = cfg.train_split if split == "train" else cfg.eval_split
+    cfg = pipeline.default_data_config()   # the search's data section names a subset of its keys
+    for key, value in data_cfg.items():
+        if key in cfg:
+            setattr(cfg, key, None if key == "data_dir" and not value else value)
+    cfg.eval_split = cfg.train_split if split == "train" else cfg.eval_split
     limit = int(data_cfg.get("max_images", 0) or 0) or None
     mean = np.asarray(cfg.mean, np.float32) * 255.0
     std = np.asarray(cfg.std, np.float32) * 255.0
