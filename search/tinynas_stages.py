@@ -196,6 +196,8 @@ def train_config(cfg, spec):
 def train(cfg, space, best: dict, wd, log) -> dict:
     from tinyjax.trainer import train_and_evaluate
 
+    if wd.done("train") and (wd.path / "train.json").is_file():   # a finished search, rerun
+        return wd.read_json("train.json")
     tcfg = train_config(cfg, best["spec"])
     workdir = wd.path / "train"
     if not wd.done("train"):
@@ -207,16 +209,20 @@ def train(cfg, space, best: dict, wd, log) -> dict:
         from tinyjax.search.tinynas import SearchError
 
         raise SearchError(f"training stopped by {result.signal_name}; rerun the same command to resume")
-    top1 = float(result.final_eval["eval_top1"])
+    out = {"top1_float": float(result.final_eval["eval_top1"]), "steps": int(result.step)}
+    wd.write_json("train.json", out)
     wd.finish("train")
-    return {"top1_float": top1, "steps": int(result.step)}
+    return out
 
 
 def export(cfg, budget, wd, log) -> dict:
     from tinyjax.search.search_export import export_and_check
 
+    if wd.done("export") and (wd.path / "export.json").is_file():
+        return wd.read_json("export.json")
     res = export_and_check(wd.path / "train", wd.path / "c", budget, int(cfg.export.test_images),
                            int(cfg.export.calibration_images), log)
+    wd.write_json("export.json", res)
     wd.finish("export")
     return res
 

@@ -70,3 +70,40 @@ def test_a_winner_over_the_budget_is_never_exported():
         verified_winner(MemoryCheck(space, fit.peak_sram_bytes - 1, 2**30), arch)
     with pytest.raises(SearchError, match="nothing is exported"):
         verified_winner(MemoryCheck(space, 2**30, fit.flash_bytes - 1), arch)
+
+
+def test_a_finished_search_rerun_neither_trains_nor_exports_again(tmp_path, monkeypatch):
+    """Rerunning a finished search reads the winner's training and export results back instead of
+    restoring the checkpoint and rebuilding the C (minutes of derived work)."""
+    from types import SimpleNamespace
+
+    from tinyjax import trainer
+    from tinyjax.config import load_config
+    from tinyjax.search import search_export, tinynas_stages
+    from tinyjax.search.space import SearchSpace
+    from tinyjax.search.tinynas import WorkDir
+
+    calls = []
+
+    def fake_train(cfg, workdir, progress=None):
+        calls.append("train")
+        return SimpleNamespace(preempted=False, final_eval={"eval_top1": 0.25}, step=4)
+
+    def fake_export(train_dir, out, budget, vectors, calibration, log):
+        calls.append("export")
+        return {"top1_int8": 0.5, "bit_exact": 8, "images": 8, "firmware": {"text": 1, "data": 0, "bss": 2}}
+
+    monkeypatch.setattr(trainer, "train_and_evaluate", fake_train)
+    monkeypatch.setattr(search_export, "export_and_check", fake_export)
+    cfg = load_config("configs/search_embedded.py:runlocal")
+    space = SearchSpace(0.3, 48, 10)
+    import random
+
+    best = {"spec": space.spec(space.sample(random.Random(0)))}
+    for run in range(2):
+        wd = WorkDir(tmp_path / "wd", {"fingerprint": 1})
+        trained = tinynas_stages.train(cfg, space, best, wd, log=lambda m: None)
+        exported = tinynas_stages.export(cfg, None, wd, log=lambda m: None)
+        assert trained == {"top1_float": 0.25, "steps": 4}
+        assert exported["bit_exact"] == 8 and exported["firmware"] == {"text": 1, "data": 0, "bss": 2}
+        assert calls == ["train", "export"], run    # the second run called neither
