@@ -7,12 +7,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from kill9 import sigkill_when
 from sampling_support import REPO, TINY, TINY_OVERRIDES
 
 from tinyjax.counting import count
@@ -35,15 +34,7 @@ def test_sigkill_after_the_first_model_then_a_rerun_resumes_without_retraining(t
     work = tmp_path / "w"
     cmd = _command(tmp_path, work)
     first = work / "results" / "model_000.json"
-    with open(tmp_path / "err1", "w") as err:
-        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + 600
-        while not first.exists():
-            assert proc.poll() is None, (tmp_path / "err1").read_text()[-3000:]
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    sigkill_when(cmd, first.exists, tmp_path / "err1", env=env, cwd=tmp_path, timeout=600)
     assert not (work / "samples.json").exists()
     kept = first.read_bytes(), first.stat().st_mtime_ns
     metrics = (work / "models" / "model_000" / "metrics.jsonl").read_bytes()

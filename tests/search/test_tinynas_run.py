@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from kill9 import sigkill_when
 
 from tinyjax.spec import ModelSpec
 
@@ -63,16 +62,8 @@ def test_search_end_to_end_then_kill_9_in_the_supernet_and_resume(tmp_path):
     assert "ETA" in r.stderr
 
     killed = tmp_path / "killed"
-    with open(tmp_path / "err", "w") as err:
-        proc = subprocess.Popen(_command(killed), env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                stderr=err)
-        deadline = time.monotonic() + 3600
-        while not _supernet_checkpoint(killed):
-            assert proc.poll() is None, (tmp_path / "err").read_text()[-3000:]
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
+    sigkill_when(_command(killed), lambda: _supernet_checkpoint(killed), tmp_path / "err", env=_env(),
+                 cwd=tmp_path, timeout=3600)
     assert not (killed / "summary.json").exists()
     r = subprocess.run(_command(killed), env=_env(), cwd=tmp_path, capture_output=True, text=True,
                        timeout=3600)
