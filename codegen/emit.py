@@ -108,19 +108,89 @@ class CallWriter:
         self._op = None
         self._index = -1
         self.in_place = False
+        # patch mode (a stage op's call in one patch): values that differ between patches
+        self._patch = None               # (schedule, i, j) while writing a patch's calls
+        self._rows: dict[str, tuple[int, int]] = {}   # tensor -> (start, pitch) of a row loop
+        self._tag = ""
+        self._req = 0
+        self._tables: dict[str, tuple[str, list[str]]] = {}
+        self._arrays_done: dict[tuple[int, str], str] = {}
 
-    def begin(self, index: int, op) -> None:
+    def begin(self, index: int, op, tag: str = "") -> None:
         self._op, self._index = op, index
         self.setup: list[str] = []       # statements before this op's call
-        self.in_place = self.kernels[op.name].in_place
+        self.in_place = self.kernels[op.name].in_place if op is not None else False
+        self._tag, self._req, self._rows = tag or f"op{index}", 0, {}
+
+    # -- patch mode -----------------------------------------------------------------------------
+    def begin_patch(self, schedule, i: int, j: int) -> None:
+        self._patch = (schedule, i, j)
+
+    def end_patches(self) -> None:
+        self._patch = None
+
+    def _per_patch(self, ctype: str, text: str) -> str:
+        """A value of the current patch; returns a placeholder that :meth:`resolve` turns into a
+        constant (equal in every patch) or an entry of a table indexed by the patch."""
+        key = f"{self._tag}_{self._req}"
+        self._req += 1
+        self._tables.setdefault(key, (ctype, []))[1].append(text)
+        return f"@@{key}@@"
+
+    def value(self, v: int) -> str:
+        """An int32 that may differ between patches (a plain literal outside patch mode)."""
+        return str(int(v)) if self._patch is None else self._per_patch("int32_t", str(int(v)))
+
+    def row_loop(self, rows: Mapping[str, tuple[int, int]]) -> None:
+        """Make :meth:`ptr` of these tensors ``start + r·pitch`` elements (a loop over rows ``r``)."""
+        self._rows = dict(rows)
+
+    def resolve(self, text: str, index: str = "t") -> str:
+        """Replace the placeholders of ``text``; tables become ``static const`` arrays."""
+        def sub(m: re.Match) -> str:
+            key = m.group(1)
+            ctype, values = self._tables[key]
+            if len(set(values)) == 1:
+                if ctype == "int32_t":
+                    return values[0]
+                return self.static(ctype, values[0], raw=True)[1:]
+            name = f"p_{key}"
+            if name not in self._objects.values():
+                self._objects[(ctype, name)] = name
+                body = ",\n    ".join(values)
+                self.statics.append(f"static const {ctype} {name}[{len(values)}] = {{\n    {body}}};")
+            return f"{name}[{index}]"
+        return re.sub(r"@@([A-Za-z0-9_]+)@@", sub, text)
 
     # -- arena ----------------------------------------------------------------------------------
     def ptr(self, tensor: str) -> str:
-        """The tensor's address in the arena (``int8_t *``)."""
-        return f"(arena + {self.plan.tensor_offsets[tensor]})"
+        """The tensor's address in the arena (``int8_t *``): in patch mode its region buffer's
+        (plus the row of a row loop)."""
+        if self._patch is None:
+            return f"(arena + {self.plan.tensor_offsets[tensor]})"
+        base = self.plan.region_offsets[tensor]
+        if tensor in self._rows:
+            start, pitch = self._rows[tensor]
+            return f"(arena + {base} + {self.value(start)} + r * {self.value(pitch)})"
+        return f"(arena + {base})"
 
-    def size_of(self, tensor: str) -> int:
-        return self.graph.tensor(tensor).size
+    def shape_of(self, tensor: str) -> tuple[int, ...]:
+        """The tensor's shape, or in patch mode its region's in the current patch."""
+        if self._patch is None:
+            return self.graph.tensor(tensor).shape
+        sch, i, j = self._patch
+        return sch.region_shape(tensor, i, j)
+
+    def size_of(self, tensor: str) -> str:
+        """Elements of the tensor (of a row of the output, in a row loop)."""
+        shape = self.shape_of(tensor)
+        if self._rows:                       # a row loop: one row of the output
+            out = self.shape_of(self._op.output)
+            return self.value(out[2] * out[3])
+        n = 1
+        for d in shape:
+            n *= d
+        return self.value(n)
 
     def context(self) -> str:
         """The address of the op's ``cmsis_nn_context``: its scratch in the arena, or none."""
@@ -130,17 +200,19 @@ class CallWriter:
                 self._objects[("cmsis_nn_context", "none")] = "no_scratch"
                 self.statics.insert(0, "static const cmsis_nn_context no_scratch = {NULL, 0};")
             return "&no_scratch"
-        off = self.plan.scratch_offsets[self._op.name]
+        off = self.plan.scratch_offsets[self._op.name]   # a stage op: its largest patch's
         # one context for the whole sequence, set before each call that has scratch: a stack slot
         # per call (compound literals) would grow the invoke's frame with the network's depth
         self.setup.append(f"ctx.buf = arena + {off};\n    ctx.size = {k.scratch_bytes};")
         return "&ctx"
 
     # -- static objects -------------------------------------------------------------------------
-    def static(self, ctype: str, members: Mapping[str, object]) -> str:
+    def static(self, ctype: str, members: Mapping[str, object] | str, raw: bool = False) -> str:
         """The address of a ``static const`` object of the model file with these members (equal
-        objects are written once)."""
-        init = "{" + ", ".join(f".{k} = {v}" for k, v in members.items()) + "}"
+        objects are written once); in patch mode, of the current patch's object."""
+        init = members if raw else "{" + ", ".join(f".{k} = {v}" for k, v in members.items()) + "}"
+        if self._patch is not None and not raw:
+            return "&" + self._per_patch(ctype, init)
         key = (ctype, init)
         name = self._objects.get(key)
         if name is None:
@@ -164,12 +236,15 @@ class CallWriter:
         return self.static("cmsis_nn_dims", dict(zip("nhwc", s)))
 
     def dims_of(self, tensor: str) -> str:
-        return self.dims(self.graph.tensor(tensor).shape)
+        return self.dims(self.shape_of(tensor))
 
     def array(self, field: str, values, ctype: str) -> str:
         """The name of a constant array in flash holding ``values`` (flattened)."""
         a = np.asarray(values)
         name = f"{self.prefix}_op{self._index}_{field}"
+        if (self._index, field) in self._arrays_done:      # a stage op, in a later patch
+            return name
+        self._arrays_done[(self._index, field)] = name
         self.externs.append(f"extern const {ctype} {name}[{a.size}];")
         self.arrays.append(f"/* {self._op.name}: {field} {tuple(a.shape)} */\n"
                            f"{self.prefix.upper()}_CONST {ctype} {name}[{a.size}] = {{\n"
@@ -187,13 +262,87 @@ def _describe(op, graph, kernel) -> str:
     return f"{op.name}: {op.kind} -> {shape} ({fn}{where}{scratch})"
 
 
+_CHECK = "\n    if (status != ARM_CMSIS_NN_SUCCESS)\n    {\n        return status;\n    }"
+
+
+def _checked(call: str, setup: Sequence[str] = ()) -> str:
+    pre = "".join(f"\n    {line}" for line in setup)
+    return f"{pre}\n    status = {call};{_CHECK}"
+
+
+def _indent(text: str) -> str:
+    return "\n".join(("    " + line) if line.strip() else line for line in text.split("\n"))
+
+
+def _patch_loop(qmodel: QuantizedModel, plan, writer: CallWriter) -> str:
+    """The patch stage as one loop over the patches: copy the patch's input region out of the
+    image, the stage's kernel calls on region buffers (per-patch dims and padding from tables
+    indexed by the patch), copy the result into the stage's output map."""
+    sch, graph = plan.schedule, qmodel.graph
+    x_in, y = graph.inputs[0], sch.output
+    _, _, in_w, in_c = graph.tensor(x_in).shape
+    _, _, y_w, y_c = graph.tensor(y).shape
+    row_ops = {k for k, op in enumerate(sch.stage_ops) if OPS[op.kind].patch == "pointwise" and any(
+        sch.region(x, i, j) != sch.region(op.output, i, j) for x in op.inputs for i, j in sch.patches())}
+    first, kernels = None, writer.kernels
+    for i, j in sch.patches():
+        writer.begin_patch(sch, i, j)
+        parts = []
+        writer.begin(-1, None, tag="in")
+        y0, y1, x0, x1 = sch.region(x_in, i, j)
+        v = writer.value
+        parts.append(("    /* the patch's input region, out of the image */",
+                      _checked(f"tjx_copy_region_s8((arena + {plan.tensor_offsets[x_in]}), {in_w}, {v(y0)}, "
+                               f"{v(x0)}, (arena + {plan.region_offsets[x_in]}), {v(x1 - x0)}, 0, 0, "
+                               f"{v(y1 - y0)}, {v(x1 - x0)}, {in_c})")))
+        for k, op in enumerate(sch.stage_ops):
+            writer.begin(k, op)
+            comment = f"    /* {k}: {_describe(op, graph, kernels[op.name])} */"
+            if k not in row_ops:
+                call = OPS[op.kind].c_call(sch.patch_op(op, i, j), qmodel.params[op.name], writer)
+                parts.append((comment, _checked(call, writer.setup)))
+                continue
+            oy0, oy1, ox0, ox1 = sch.region(op.output, i, j)
+            rows = {}
+            for x in op.inputs:
+                ty0, _, tx0, tx1 = sch.region(x, i, j)
+                c = graph.tensor(x).shape[3]
+                rows[x] = (((oy0 - ty0) * (tx1 - tx0) + (ox0 - tx0)) * c, (tx1 - tx0) * c)
+            rows[op.output] = (0, (ox1 - ox0) * graph.tensor(op.output).shape[3])
+            n_rows = v(oy1 - oy0)
+            writer.row_loop(rows)
+            call = OPS[op.kind].c_call(op, qmodel.params[op.name], writer)
+            body = _indent(_checked(call, writer.setup))
+            parts.append((comment + " /* row by row: an input's region is wider */",
+                          f"\n    for (int32_t r = 0; r < {n_rows}; ++r)\n    {{{body}\n    }}"))
+        writer.begin(-1, None, tag="out")
+        y0, y1, x0, x1 = sch.region(y, i, j)
+        parts.append(("    /* the patch's output region, into the stage output */",
+                      _checked(f"tjx_copy_region_s8((arena + {plan.region_offsets[y]}), {v(x1 - x0)}, 0, 0, "
+                               f"(arena + {plan.tensor_offsets[y]}), {y_w}, {v(y0)}, {v(x0)}, "
+                               f"{v(y1 - y0)}, {v(x1 - x0)}, {y_c})")))
+        code = [c for _, c in parts]
+        if first is None:
+            first = parts
+        elif code != [c for _, c in first]:      # every patch makes the same calls
+            raise GraphError("patch calls differ between patches (an emitter bug)")
+    writer.end_patches()
+    body = "".join(f"\n{cm}{c}" for cm, c in first)
+    n = sch.p * sch.p
+    return (f"    /* patch stage: ops 0..{sch.n - 1} in {sch.p}x{sch.p} patches, row-major; the regions "
+            f"are the patch's receptive fields */\n"
+            f"    for (int32_t t = 0; t < {n}; ++t)\n    {{{_indent(writer.resolve(body))}\n    }}")
+
+
 def emit(qmodel: QuantizedModel, plan: GraphPlan, prefix: str = "model", note: str = "",
          model_name: str = "") -> dict[str, str]:
     """The export's files (relative path -> text): see the module docstring.
 
     Args:
         qmodel: the quantised model (:func:`tinyjax.codegen.quantize.quantize`).
-        plan: its memory plan (:func:`tinyjax.codegen.memory.plan_graph` of ``qmodel.graph``).
+        plan: its memory plan (:func:`tinyjax.codegen.memory.plan_graph` of ``qmodel.graph``), or
+            a patch plan (:func:`tinyjax.codegen.patch.plan_patches`): the stage then runs as
+            one loop over the patches.
         prefix: the C prefix of every external name (``<prefix>_invoke``, ``<PREFIX>_ARENA_BYTES``).
         note: a line for the header's comment (e.g. "random weights, for profiling only").
         model_name: the network's name for comments (default: the prefix).
@@ -209,7 +358,12 @@ def emit(qmodel: QuantizedModel, plan: GraphPlan, prefix: str = "model", note: s
     writer = CallWriter(plan, prefix)
     ops = {op.name: (i, op) for i, op in enumerate(graph.ops)}
     calls = []
-    for name in plan.order:
+    order = plan.order
+    schedule = getattr(plan, "schedule", None)
+    if schedule is not None:
+        calls.append(_patch_loop(qmodel, plan, writer))
+        order = order[schedule.n:]
+    for name in order:
         i, op = ops[name]
         writer.begin(i, op)
         call = OPS[op.kind].c_call(op, qmodel.params[op.name], writer)
@@ -217,9 +371,7 @@ def emit(qmodel: QuantizedModel, plan: GraphPlan, prefix: str = "model", note: s
         if call is None:
             calls.append(comment)
             continue
-        setup = "".join(f"\n    {line}" for line in writer.setup)
-        calls.append(f"{comment}{setup}\n    status = {call};\n"
-                     "    if (status != ARM_CMSIS_NN_SUCCESS)\n    {\n        return status;\n    }")
+        calls.append(comment + _checked(call, writer.setup))
     x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
     q_in, q_out = qmodel.quant(x.name), qmodel.quant(y.name)
     _, in_h, in_w, in_c = x.shape
@@ -235,7 +387,7 @@ def emit(qmodel: QuantizedModel, plan: GraphPlan, prefix: str = "model", note: s
         "note": "".join(f" * {line}\n" for line in note.splitlines()),
         "arena_bytes": plan.peak_bytes, "arena_kb": f"{plan.peak_bytes / 1024:.1f}",
         "alignment": plan.memory_plan.alignment, "flash_bytes": n_flash,
-        "macs": graph.total_macs(), "ops": sum(1 for c in calls if "status =" in c),
+        "macs": graph.total_macs(), "ops": sum(c.count("status =") for c in calls),
         "in_h": in_h, "in_w": in_w, "in_c": in_c, "in_bytes": x.nbytes,
         "in_scale": _float(q_in.scale), "in_zp": int(q_in.zero_point),
         "in_offset": plan.tensor_offsets[x.name],

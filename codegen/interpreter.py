@@ -62,7 +62,7 @@ from tinyjax.codegen.ops import OPS
 from tinyjax.codegen.quantize import QuantizedModel, quantize_input
 
 __all__ = ["dequantize_tensor", "fake_quant_op", "fake_requantize", "predict", "requant_right_shift",
-           "run_fake_quant", "run_int8"]
+           "run_fake_quant", "run_int8", "run_int8_patched"]
 
 
 def _check(qmodel: QuantizedModel, x: np.ndarray, dtype) -> None:
@@ -95,6 +95,46 @@ def run_int8(qmodel: QuantizedModel, x_int8) -> dict[str, np.ndarray]:
         y = _record(op).run_int8(op, qmodel.params[op.name], [env[t] for t in op.inputs],
                                  graph.tensor(op.output).shape)
         env[op.output] = np.asarray(y, dtype=np.int8)
+    return env
+
+
+def run_int8_patched(qmodel: QuantizedModel, x_int8, schedule) -> dict[str, np.ndarray]:
+    """:func:`run_int8` with a patch schedule (:class:`tinyjax.codegen.patch.PatchSchedule`, or a
+    ``PatchPlan``): the stage's ops run once per patch on their regions, each call exactly the
+    generated C's (a windowed op with the padding inside the patch and the patch's output dims, an
+    add reading its inputs' sub-rectangles); the stage output map is filled patch by patch and the
+    rest runs layer by layer. Returns the whole tensors (the input, the stage output and every
+    later tensor): they must equal :func:`run_int8`'s bit for bit."""
+    sch = getattr(schedule, "schedule", schedule)
+    x = np.asarray(x_int8)
+    _check(qmodel, x, np.int8)
+    graph = qmodel.graph
+    if sch.graph.ops != graph.ops:
+        raise QuantizationError("the patch schedule is not one of this model's graph")
+    x_in, y = graph.inputs[0], sch.output
+    y_full = np.zeros((x.shape[0],) + graph.tensor(y).shape[1:], np.int8)
+    for i, j in sch.patches():
+        y0, y1, x0, x1 = sch.region(x_in, i, j)
+        env = {x_in: x[:, y0:y1, x0:x1]}
+        for op in sch.stage_ops:
+            oy0, oy1, ox0, ox1 = sch.region(op.output, i, j)
+            ins = []
+            for t in op.inputs:
+                a = env[t]
+                if OPS[op.kind].patch == "pointwise":       # the output's sub-rectangle
+                    ty0, _, tx0, _ = sch.region(t, i, j)
+                    a = a[:, oy0 - ty0:oy1 - ty0, ox0 - tx0:ox1 - tx0]
+                ins.append(a)
+            out_shape = (x.shape[0], oy1 - oy0, ox1 - ox0, graph.tensor(op.output).shape[3])
+            env[op.output] = np.asarray(_record(op).run_int8(
+                sch.patch_op(op, i, j), qmodel.params[op.name], ins, out_shape), np.int8)
+        y0, y1, x0, x1 = sch.region(y, i, j)
+        y_full[:, y0:y1, x0:x1] = env[y]
+    env = {x_in: x, y: y_full}
+    for op in graph.ops[sch.n:]:
+        out = _record(op).run_int8(op, qmodel.params[op.name], [env[t] for t in op.inputs],
+                                   graph.tensor(op.output).shape)
+        env[op.output] = np.asarray(out, dtype=np.int8)
     return env
 
 

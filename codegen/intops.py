@@ -119,9 +119,11 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return conv_out_size(size, kernel, stride, padding, dilation)
 
 
-def _pad_and_windows(xo: np.ndarray, kh: int, kw: int, stride, padding, dilation):
+def _pad_and_windows(xo: np.ndarray, kh: int, kw: int, stride, padding, dilation, out_hw=None):
     """Zero-pad (already offset) NHWC input top/left by ``padding`` and bottom/right as needed.
 
+    ``out_hw``: the output grid ``(oh, ow)`` when given (CMSIS-NN's ``output_dims``: a window
+    reaching past the bottom/right edge reads padding), else the size formula's.
     Returns ``(xp, oh, ow)``, ``xp`` being large enough for every window of the output grid.
     """
     n, h, w, c = xo.shape
@@ -130,8 +132,10 @@ def _pad_and_windows(xo: np.ndarray, kh: int, kw: int, stride, padding, dilation
     dh, dw = dilation
     if min(sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
         raise ValueError("stride/dilation must be >= 1 and padding >= 0")
-    oh = conv_output_size(h, kh, sh, ph, dh)
-    ow = conv_output_size(w, kw, sw, pw, dw)
+    if out_hw is None:
+        oh, ow = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
+    else:
+        oh, ow = (int(v) for v in out_hw)
     if oh < 1 or ow < 1:
         raise ValueError(f"empty output ({oh}x{ow})")
     need_h = (oh - 1) * sh + dh * (kh - 1) + 1
@@ -172,13 +176,15 @@ def conv_s8(
     dilation: Sequence[int] | int = (1, 1),
     act_min: int = INT8_MIN,
     act_max: int = INT8_MAX,
+    out_hw: Sequence[int] | None = None,
 ) -> np.ndarray:
     """``arm_convolve_wrapper_s8`` equivalent.
 
     x: int8 ``[N, H, W, C_in]``; w: int8 OHWI ``[C_out, KH, KW, C_in]``; bias: int32 ``[C_out]``
     or None; multiplier/shift: per-channel ``[C_out]`` (or scalars).  stride/padding/dilation are
     (y, x) pairs or ints; padding is applied top/left, the bottom/right being padded as far as
-    the output size ``(H + 2*ph - dil*(KH-1) - 1)//sh + 1`` requires.
+    the output size ``(H + 2*ph - dil*(KH-1) - 1)//sh + 1`` requires (or ``out_hw``, given:
+    CMSIS-NN's ``output_dims``, which may pad the bottom/right more or less than the top/left).
     Returns int8 ``[N, OH, OW, C_out]``.
     """
     x = _as_int_array(x, "x")
@@ -193,7 +199,7 @@ def conv_s8(
         raise ValueError(f"weight input channels {wcin} != input channels {cin}")
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     dilation = _pair(dilation, "dilation")
-    xp, oh, ow = _pad_and_windows(x + int(input_offset), kh, kw, stride, padding, dilation)
+    xp, oh, ow = _pad_and_windows(x + int(input_offset), kh, kw, stride, padding, dilation, out_hw)
     acc = np.zeros((n, oh, ow, cout), dtype=_I64)
     acc += _bias_vec(bias, cout)
     if kh * kw == 1:
@@ -221,6 +227,7 @@ def depthwise_conv_s8(
     dilation: Sequence[int] | int = (1, 1),
     act_min: int = INT8_MIN,
     act_max: int = INT8_MAX,
+    out_hw: Sequence[int] | None = None,
 ) -> np.ndarray:
     """``arm_depthwise_conv_wrapper_s8`` equivalent.
 
@@ -245,7 +252,7 @@ def depthwise_conv_s8(
     xo = x + int(input_offset)
     if ch_mult > 1:
         xo = np.repeat(xo, ch_mult, axis=3)  # channel c*ch_mult + m <- c
-    xp, oh, ow = _pad_and_windows(xo, kh, kw, stride, padding, dilation)
+    xp, oh, ow = _pad_and_windows(xo, kh, kw, stride, padding, dilation, out_hw)
     acc = np.zeros((n, oh, ow, cout), dtype=_I64)
     acc += _bias_vec(bias, cout)
     for i in range(kh):
@@ -307,6 +314,7 @@ def avgpool_s8(
     padding: Sequence[int] | int = (0, 0),
     act_min: int = INT8_MIN,
     act_max: int = INT8_MAX,
+    out_hw: Sequence[int] | None = None,
 ) -> np.ndarray:
     """``arm_avgpool_s8`` equivalent.
 
@@ -323,7 +331,7 @@ def avgpool_s8(
     kh, kw = _pair(kernel, "kernel")
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     n, h, w, c = x.shape
-    xp, oh, ow = _pad_and_windows(x, kh, kw, stride, padding, (1, 1))
+    xp, oh, ow = _pad_and_windows(x, kh, kw, stride, padding, (1, 1), out_hw)
     ones = np.zeros(xp.shape[1:3], dtype=_I64)
     ph, pw = padding
     ones[ph : ph + h, pw : pw + w] = 1

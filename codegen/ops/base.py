@@ -36,6 +36,11 @@ class OpKind:
         view: the output is its input's bytes seen with another shape (no kernel call).
         needs_scratch: its kernel may ask for a scratch buffer on some path or mode (False: the
             planner never asks :meth:`kernel`, which saves it a lookup per op).
+        patch: how an output region maps to input regions, for patch-based inference
+            (:mod:`tinyjax.codegen.patch`): ``"window"`` (a sliding window: ``kernel``,
+            ``stride``, ``padding`` attributes; the kernel runs on a sub-region with the padding
+            that falls inside it), ``"pointwise"`` (the same region of every input), ``None``
+            (the op needs its whole input: it ends a patch stage).
     """
 
     name: str = ""
@@ -43,6 +48,7 @@ class OpKind:
     same_quant: bool = False
     view: bool = False
     needs_scratch: bool = False
+    patch: str | None = None
 
     # -- the graph ------------------------------------------------------------------------------
     def infer_shape(self, op, in_shapes: Sequence[Shape], declared: Shape | None = None) -> Shape:

@@ -144,6 +144,7 @@ class Conv(_Weighted):
     ``out_chs``, ``act``."""
 
     name = "conv"
+    patch = "window"
 
     def infer_shape(self, op, in_shapes, declared=None):
         n, h, w, c = in_shapes[0]
@@ -169,7 +170,8 @@ class Conv(_Weighted):
         return intops.conv_s8(ins[0], p["weight"], p["bias"], scalar(p["input_offset"]),
                               scalar(p["output_offset"]), p["multiplier"], p["shift"],
                               stride=op.attr("stride"), padding=op.attr("padding"),
-                              act_min=scalar(p["act_min"]), act_max=scalar(p["act_max"]))
+                              act_min=scalar(p["act_min"]), act_max=scalar(p["act_max"]),
+                              out_hw=out_shape[1:3])
 
     def kernel(self, op, in_shape, out_shape, path, in_place=False) -> KernelRow:
         fn, scratch = _conv_kernel(op.attr("kernel"), op.attr("stride"), op.attr("padding"),
@@ -193,6 +195,7 @@ class DepthwiseConv(_Weighted):
     ``act``."""
 
     name = "depthwise_conv"
+    patch = "window"
     out_axis = 3
 
     def infer_shape(self, op, in_shapes, declared=None):
@@ -222,7 +225,8 @@ class DepthwiseConv(_Weighted):
                                         scalar(p["output_offset"]), p["multiplier"], p["shift"],
                                         ch_mult=op.attr("ch_mult", 1), stride=op.attr("stride"),
                                         padding=op.attr("padding"),
-                                        act_min=scalar(p["act_min"]), act_max=scalar(p["act_max"]))
+                                        act_min=scalar(p["act_min"]), act_max=scalar(p["act_max"]),
+                                        out_hw=out_shape[1:3])
 
     def in_place_inputs(self, op, prefer_shortcut=True):
         # Output channel c then covers only input channel c's bytes.

@@ -24,6 +24,7 @@ from tinyjax.codegen.quantmath import SIGMOID_QUANT, activation_range, i32
 
 class Add(OpKind):
     name = "add"
+    patch = "pointwise"
 
     def infer_shape(self, op, in_shapes, declared=None):
         if in_shapes[0] != in_shapes[1]:
@@ -129,6 +130,7 @@ class ChannelMul(OpKind):
 
 class Lut(OpKind):
     name = "lut"
+    patch = "pointwise"
 
     @staticmethod
     def function(op, error=QuantizationError):

@@ -16,6 +16,7 @@ from tinyjax.codegen.quantmath import i32
 
 class AvgPool(OpKind):
     name = "avg_pool"
+    patch = "window"
     same_quant = True
     needs_scratch = True
 
@@ -34,7 +35,8 @@ class AvgPool(OpKind):
 
     def run_int8(self, op, p, ins, out_shape):
         return intops.avgpool_s8(ins[0], op.attr("kernel"), op.attr("stride"), op.attr("padding"),
-                                 act_min=scalar(p["act_min"]), act_max=scalar(p["act_max"]))
+                                 act_min=scalar(p["act_min"]), act_max=scalar(p["act_max"]),
+                                 out_hw=out_shape[1:3])
 
     def fake_quant(self, sim, op, p, ins, out_shape):
         # the mean of the stored codes q (zero point included), half away from zero: not the

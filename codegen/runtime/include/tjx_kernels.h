@@ -81,6 +81,25 @@ arm_cmsis_nn_status tjx_pad_s8(const cmsis_nn_dims *input_dims,
                                const cmsis_nn_dims *output_dims,
                                int8_t *output);
 
+/**
+ * Rectangle copy between NHWC int8 tensors of one batch: the h x w x ch block at (src_y, src_x) of
+ * src (rows of src_w pixels) goes to (dst_y, dst_x) of dst (rows of dst_w pixels), row by row
+ * (memmove). Patch-based inference copies a patch's input region out of the image and its output
+ * region into the stage's output map with it.
+ * ARG_ERROR: a NULL pointer, a negative size or position, a rectangle wider than its tensor.
+ */
+arm_cmsis_nn_status tjx_copy_region_s8(const int8_t *src,
+                                       const int32_t src_w,
+                                       const int32_t src_y,
+                                       const int32_t src_x,
+                                       int8_t *dst,
+                                       const int32_t dst_w,
+                                       const int32_t dst_y,
+                                       const int32_t dst_x,
+                                       const int32_t h,
+                                       const int32_t w,
+                                       const int32_t ch);
+
 /** Which kernel arm_convolve_wrapper_s8 runs (the wrapper's dispatch, for tests and tools). */
 typedef enum
 {

@@ -1,0 +1,517 @@
+"""Patch-based inference (MCUNetV2): the first blocks of a network run patch by patch.
+
+Layer by layer, the first blocks of an image network hold most of its memory: their activations
+are large. A *patch schedule* ``(n, p)`` runs the first ``n`` ops (a *stage* ending at a block
+boundary) once per patch: the stage's output map is split into ``p × p`` spatial patches, and each
+patch is computed from its *receptive field*, the region of every earlier tensor it depends on, so
+only one patch's activations live at a time. Neighbouring receptive fields overlap; the overlap
+is computed again for every patch (the MAC overhead). The rest of the network runs layer by layer.
+
+Regions are separable: a patch is a band of rows times a band of columns, and each axis is
+propagated backwards on its own. For a windowed op (``OpKind.patch == "window"``: conv, depthwise
+conv, avg pool) with kernel ``k``, stride ``s`` and padding ``p`` along an axis of input length
+``L``, output rows ``[o0, o1)`` need input rows ``[max(0, o0·s − p), min(L, (o1 − 1)·s − p + k))``;
+the kernel runs on that sub-region with ``max(0, p − o0·s)`` rows of padding on top (CMSIS-NN's
+``padding``) and, through its ``output_dims``, implicit padding at the bottom where the windows
+reach past ``L``, exactly as the whole-tensor call pads its borders. A pointwise op (add, lut)
+needs the same region of each input. A tensor read by several ops of the stage (a residual block's
+input: the expansion conv and the add) holds the union of what they need; the add reads its
+sub-rectangle. Patch boundaries split each axis of the stage output as evenly as possible.
+
+Execution order of a patch plan (positions of the memory timeline):
+
+* 0: copy the patch's region of the input image into a region buffer;
+* 1 … n: the stage's ops on region buffers (depthwise, add and lut in place where legal);
+* n + 1: copy the last region into the stage's output map, which lives across the whole loop;
+* n + 2 …: the remaining ops, layer by layer, as :func:`tinyjax.codegen.memory.plan_graph` plans
+  them.
+
+Positions 0 … n + 1 repeat once per patch; a buffer that lives across patches (the input image,
+the stage output map) is live over all of them, a region buffer only where one patch uses it, so
+one plan of the timeline serves every patch and :func:`tinyjax.codegen.planner.verify` proves that
+no two live buffers overlap at any step of the loop. Everything is counted: the whole input image,
+the stage output map, every region buffer at its largest patch, every kernel's scratch at its
+largest patch, alignment.
+
+:func:`choose_patch_plan` picks ``(n, p)``: the smallest peak whose MAC overhead is at most
+``max_mac_overhead`` (default 15% of the network's MACs), or, under a ``budget``, the least
+overhead whose peak fits (``None``: layer by layer is best, or fits already).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+
+from tinyjax.codegen.errors import GraphError
+from tinyjax.codegen.graph import Graph, Op
+from tinyjax.codegen.kernels import DEFAULT_TARGET, KernelChoice, get_target
+from tinyjax.codegen.memory import _buffer, _layout, _plan, _Static, plan_graph, scratch_name
+from tinyjax.codegen.ops import OPS
+from tinyjax.codegen.planner import DEFAULT_ALIGNMENT, MemoryPlan, lower_bound
+
+__all__ = [
+    "DEFAULT_MAX_MAC_OVERHEAD",
+    "MAX_PATCHES_PER_SIDE",
+    "PatchPlan",
+    "PatchSchedule",
+    "choose_patch_plan",
+    "make_schedule",
+    "patch_summary",
+    "plan_patches",
+    "region_buffer",
+    "stage_cuts",
+]
+
+#: the default cap on recomputation, a fraction of the network's MACs
+DEFAULT_MAX_MAC_OVERHEAD = 0.15
+#: the most patches along one side that :func:`choose_patch_plan` tries
+MAX_PATCHES_PER_SIDE = 8
+
+Interval = tuple[int, int]
+
+
+def region_buffer(tensor: str) -> str:
+    """The buffer name of a tensor's per-patch region (``@`` never occurs in tensor names)."""
+    return "patch@" + tensor
+
+
+def _scope(op: Op) -> str:
+    return op.name.split("/", 1)[0]
+
+
+def stage_cuts(graph: Graph) -> tuple[int, ...]:
+    """The ``n`` for which the first ``n`` ops form a patch stage: every op patchable
+    (``OpKind.patch``), the cut at a block boundary (op name scopes differ), and exactly one
+    tensor, the last op's 4-d output (at least 2 × 2, not a graph output), read after the cut."""
+    ops = graph.ops
+    cuts = []
+    produced = set(graph.inputs)
+    readers_after = {}  # tensor -> index of its last reader
+    for i, op in enumerate(ops):
+        for t in op.inputs:
+            readers_after[t] = i
+    outputs = set(graph.outputs)
+    for c in range(1, len(ops)):
+        op = ops[c - 1]
+        if OPS[op.kind].patch is None:
+            break
+        produced.update(op.outputs)
+        if _scope(op) == _scope(ops[c]):
+            continue
+        crossing = [t for t in produced if readers_after.get(t, -1) >= c or t in outputs]
+        out = op.output
+        shape = graph.tensor(out).shape
+        if crossing != [out] or out in outputs or len(shape) != 4 or min(shape[1:3]) < 2:
+            continue
+        cuts.append(c)
+    return tuple(cuts)
+
+
+def _split(length: int, p: int) -> list[Interval]:
+    return [((i * length) // p, ((i + 1) * length) // p) for i in range(p)]
+
+
+def _propagate(graph: Graph, n: int, out_band: Interval, axis: int
+               ) -> tuple[dict[str, Interval], dict[str, tuple[int, int]]]:
+    """One band of the stage output along ``axis`` (1: rows, 2: columns) -> the region of every
+    tensor of the stage along that axis and each windowed op's padding ``(before, after)``."""
+    ops = graph.ops[:n]
+    region: dict[str, Interval] = {ops[-1].output: out_band}
+    pads: dict[str, tuple[int, int]] = {}
+    needs: dict[tuple[int, str], Interval] = {}
+    for k in range(n - 1, -1, -1):
+        op = ops[k]
+        if op.output not in region:
+            raise GraphError(f"op {op.name}: its output is not needed by the patch stage")
+        o0, o1 = region[op.output]
+        rec = OPS[op.kind]
+        for x in op.inputs:
+            if rec.patch == "window":
+                a = axis - 1
+                kern, stride, pad = op.attr("kernel")[a], op.attr("stride")[a], op.attr("padding")[a]
+                length = graph.tensor(x).shape[axis]
+                lo, hi = o0 * stride - pad, (o1 - 1) * stride - pad + kern
+                need = (max(0, lo), min(length, hi))
+                pads[op.name] = (need[0] - lo, max(0, hi - length))
+            else:
+                need = (o0, o1)
+            needs[(k, x)] = need
+            old = region.get(x)
+            region[x] = need if old is None else (min(old[0], need[0]), max(old[1], need[1]))
+    for (k, x), need in needs.items():
+        if OPS[ops[k].kind].patch == "window" and region[x] != need:
+            raise GraphError(f"op {ops[k].name}: its input {x} is read by another op of the stage "
+                             "over a wider region; a windowed op must read its whole input region")
+    return region, pads
+
+
+@dataclass(frozen=True, eq=False)
+class PatchSchedule:
+    """``(n, p)`` and the geometry it implies.
+
+    Attributes:
+        graph: the graph.
+        n: ops in the patch stage (the first ``n`` of ``graph.ops``).
+        p: patches per side (``p × p`` patches, row-major).
+        rows / cols: per band, ``{tensor: (lo, hi)}``, the tensor's region along that axis.
+        row_pads / col_pads: per band, ``{op name: (before, after)}`` for the stage's windowed ops.
+    """
+
+    graph: Graph
+    n: int
+    p: int
+    rows: tuple[Mapping[str, Interval], ...]
+    cols: tuple[Mapping[str, Interval], ...]
+    row_pads: tuple[Mapping[str, tuple[int, int]], ...]
+    col_pads: tuple[Mapping[str, tuple[int, int]], ...]
+
+    @property
+    def stage_ops(self) -> tuple[Op, ...]:
+        return self.graph.ops[:self.n]
+
+    @property
+    def output(self) -> str:
+        """The stage's output tensor (the full map the patches fill)."""
+        return self.graph.ops[self.n - 1].output
+
+    @property
+    def stage_tensors(self) -> tuple[str, ...]:
+        """Tensors with a region buffer: the graph input's patch, then every stage op's output."""
+        return (self.graph.inputs[0],) + tuple(op.output for op in self.stage_ops)
+
+    def patches(self) -> list[tuple[int, int]]:
+        """``(i, j)`` of every patch, in execution order (row-major)."""
+        return [(i, j) for i in range(self.p) for j in range(self.p)]
+
+    def region(self, tensor: str, i: int, j: int) -> tuple[int, int, int, int]:
+        """``(y0, y1, x0, x1)`` of ``tensor`` in patch ``(i, j)`` (half-open)."""
+        return self.rows[i][tensor] + self.cols[j][tensor]
+
+    def region_shape(self, tensor: str, i: int, j: int) -> tuple[int, int, int, int]:
+        y0, y1, x0, x1 = self.region(tensor, i, j)
+        return (1, y1 - y0, x1 - x0, self.graph.tensor(tensor).shape[3])
+
+    def padding(self, op: Op, i: int, j: int) -> tuple[int, int]:
+        """The top/left padding of a windowed op's call in patch ``(i, j)``."""
+        return self.row_pads[i][op.name][0], self.col_pads[j][op.name][0]
+
+    def patch_op(self, op: Op, i: int, j: int) -> Op:
+        """The op as it is called in patch ``(i, j)``: a windowed op's ``padding`` is the padding
+        that falls inside the patch (top/left; bottom/right follow from the output dims)."""
+        if OPS[op.kind].patch != "window":
+            return op
+        attrs = tuple((k, self.padding(op, i, j) if k == "padding" else v) for k, v in op.attrs)
+        return dataclasses.replace(op, attrs=attrs)
+
+    def macs(self) -> int:
+        """MACs of the stage run patch by patch (overlaps counted once per patch)."""
+        total = 0
+        for op in self.stage_ops:
+            rec = OPS[op.kind]
+            for i, j in self.patches():
+                total += rec.macs(op, self.region_shape(op.output, i, j))
+        return total
+
+    def layer_macs(self) -> int:
+        """MACs of the stage run layer by layer."""
+        return sum(OPS[op.kind].macs(op, self.graph.tensor(op.output).shape) for op in self.stage_ops)
+
+    @property
+    def mac_overhead(self) -> int:
+        """Extra MACs of the recomputation."""
+        return self.macs() - self.layer_macs()
+
+
+def make_schedule(graph: Graph, n: int, p: int) -> PatchSchedule:
+    """The schedule running the first ``n`` ops in ``p × p`` patches. Raises :class:`GraphError`
+    naming what is wrong (``n`` not a cut of :func:`stage_cuts`, ``p`` out of range)."""
+    cuts = stage_cuts(graph)
+    if n not in cuts:
+        raise GraphError(f"the first {n} ops are not a patch stage of this graph; valid stage "
+                         f"lengths: {', '.join(map(str, cuts)) or 'none'}")
+    out = graph.ops[n - 1].output
+    _, h, w, _ = graph.tensor(out).shape
+    if not isinstance(p, int) or p < 1 or p > min(h, w):
+        raise GraphError(f"{p} patches per side do not split the {h}x{w} stage output {out}; "
+                         f"use 1 to {min(h, w)}")
+    rows, row_pads = zip(*(_propagate(graph, n, band, 1) for band in _split(h, p)))
+    cols, col_pads = zip(*(_propagate(graph, n, band, 2) for band in _split(w, p)))
+    freeze = lambda ds: tuple(MappingProxyType(d) for d in ds)  # noqa: E731
+    return PatchSchedule(graph, n, p, freeze(rows), freeze(cols), freeze(row_pads),
+                         freeze(col_pads))
+
+
+# --------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PatchPlan:
+    """The arena of a graph run with a patch schedule.
+
+    Attributes:
+        graph, target: as for :class:`~tinyjax.codegen.memory.GraphPlan`.
+        schedule: the :class:`PatchSchedule`.
+        order: op names in execution order (the stage's ops, then the rest).
+        memory_plan: the plan of the timeline (see the module docstring): positions 0 … n + 1
+            are one patch's loop body, then one position per remaining op.
+        layer_peak_bytes: the layer-by-layer plan's peak, for comparison.
+        in_place: per op of ``graph.ops``, whether it writes over an input's bytes (a stage op:
+            over the input's region buffer).
+        tensor_offsets: arena offset of every whole tensor (the input image, the stage output,
+            the rest's tensors).
+        region_offsets: arena offset of the region buffer of every stage tensor.
+        scratch_offsets: op name -> offset of its scratch.
+        scratch_bytes: op name -> scratch bytes (a stage op: its largest patch's).
+    """
+
+    graph: Graph
+    target: str
+    schedule: PatchSchedule
+    order: tuple[str, ...]
+    memory_plan: MemoryPlan
+    layer_peak_bytes: int
+    in_place: tuple[bool, ...]
+    tensor_offsets: Mapping[str, int]
+    region_offsets: Mapping[str, int]
+    scratch_offsets: Mapping[str, int]
+    scratch_bytes: Mapping[str, int]
+
+    @property
+    def peak_bytes(self) -> int:
+        return self.memory_plan.peak_bytes
+
+    @property
+    def lower_bound_bytes(self) -> int:
+        return self.memory_plan.lower_bound_bytes
+
+    @property
+    def n(self) -> int:
+        return self.schedule.n
+
+    @property
+    def p(self) -> int:
+        return self.schedule.p
+
+    @property
+    def mac_overhead(self) -> int:
+        return self.schedule.mac_overhead
+
+    @property
+    def mac_overhead_fraction(self) -> float:
+        """The recomputed MACs as a fraction of the network's layer-by-layer MACs."""
+        return self.mac_overhead / max(1, self.graph.total_macs())
+
+    @property
+    def in_place_ops(self) -> tuple[str, ...]:
+        return tuple(op.name for op, ip in zip(self.graph.ops, self.in_place) if ip)
+
+    @property
+    def kernels(self) -> Mapping[str, KernelChoice]:
+        """op name -> :class:`KernelChoice` (a stage op: its first patch's function, its largest
+        scratch)."""
+        graph, t, sch = self.graph, get_target(self.target), self.schedule
+        shape = {x.name: x.shape for x in graph.tensors}
+        out = {}
+        for k, (op, ip) in enumerate(zip(graph.ops, self.in_place)):
+            if k < sch.n:
+                fn, call, _ = OPS[op.kind].kernel(sch.patch_op(op, 0, 0),
+                                                  sch.region_shape(op.inputs[0], 0, 0),
+                                                  sch.region_shape(op.output, 0, 0), t.path, ip)
+            else:
+                fn, call, _ = OPS[op.kind].kernel(op, shape[op.inputs[0]], shape[op.output], t.path, ip)
+            out[op.name] = KernelChoice(op.name, fn, call, self.scratch_bytes.get(op.name, 0), ip, t.name)
+        return MappingProxyType(out)
+
+
+def _stage_layout(sch: PatchSchedule, path: str, in_place: bool):
+    """Region buffers (groups of tensors sharing bytes), in-place flags and scratch of the stage,
+    positions 0 … n + 1."""
+    n, graph = sch.n, sch.graph
+    ops = sch.stage_ops
+    patches = sch.patches()
+    size = {t: max(int(np.prod(sch.region_shape(t, i, j))) for i, j in patches)
+            for t in sch.stage_tensors}
+    last: dict[str, int] = {}
+    for k, op in enumerate(ops):
+        for t in op.inputs:
+            last[t] = k + 1
+    x_in = graph.inputs[0]
+    last[sch.output] = n + 1
+    group = {x_in: x_in}
+    g_first, g_last, g_size = {x_in: 0}, {x_in: last.get(x_in, 0)}, {x_in: size[x_in]}
+    inplace = [False] * n
+    scratch: dict[str, tuple[int, int]] = {}   # op name -> (position, bytes)
+    for k, op in enumerate(ops):
+        pos, rec, out = k + 1, OPS[op.kind], op.output
+        root = None
+        if in_place:
+            for x in rec.in_place_inputs(op):
+                g = group[x]
+                if g_last[g] != pos or any(group[y] == g for y in op.inputs if y != x) \
+                        or op.inputs.count(x) > 1:
+                    continue
+                if rec.patch == "pointwise" and any(
+                        sch.region(x, i, j) != sch.region(out, i, j) for i, j in patches):
+                    continue
+                root = g
+                break
+        s = max(rec.kernel(sch.patch_op(op, i, j), sch.region_shape(op.inputs[0], i, j),
+                           sch.region_shape(out, i, j), path, root is not None)[2]
+                for i, j in patches) if rec.needs_scratch else 0
+        if s:
+            scratch[op.name] = (pos, s)
+        t_last = last.get(out, pos)
+        if root is None:
+            group[out] = out
+            g_first[out], g_last[out], g_size[out] = pos, t_last, size[out]
+        else:
+            inplace[k] = True
+            group[out] = root
+            g_last[root] = max(g_last[root], t_last)
+            g_size[root] = max(g_size[root], size[out])
+    buffers = [_buffer(region_buffer(g), g_size[g], g_first[g], g_last[g]) for g in g_first]
+    buffers += [_buffer("patch@" + scratch_name(name), s, pos, pos) for name, (pos, s) in scratch.items()]
+    return buffers, group, inplace, scratch
+
+
+def plan_patches(graph: Graph, schedule: PatchSchedule | tuple[int, int],
+                 target: str = DEFAULT_TARGET, *, alignment: int = DEFAULT_ALIGNMENT,
+                 in_place: bool = True, verify: bool = True,
+                 layer_peak_bytes: int | None = None) -> PatchPlan:
+    """Plan ``graph`` run with ``schedule`` (a :class:`PatchSchedule` or ``(n, p)``) into one
+    arena for ``target``; checked by ``planner.verify`` unless ``verify=False`` (the search's fit
+    check)."""
+    t = get_target(target)
+    sch = schedule if isinstance(schedule, PatchSchedule) else make_schedule(graph, *schedule)
+    if sch.graph is not graph and sch.graph != graph:
+        raise GraphError("the patch schedule belongs to another graph")
+    n, x_in, y = sch.n, graph.inputs[0], sch.output
+    stage_bufs, group, stage_inplace, stage_scratch = _stage_layout(sch, t.path, in_place)
+    # the rest, layer by layer, as plan_graph lays out a graph whose input is the stage output
+    rest = Graph(graph.tensors, graph.ops[n:], (y,), graph.outputs)
+    st = _Static(rest, t)
+    shift = n + 2
+    orders = [_layout(st, tuple(range(len(rest.ops))), in_place, True)]
+
+    def combined(lay):
+        bufs = list(stage_bufs)
+        bufs.append(_buffer(x_in, graph.tensor(x_in).nbytes, 0, n + 1))
+        for b in lay.buffers:
+            first = 0 if b.name == lay.tensor_group[y] else b.first_use + shift
+            bufs.append(_buffer(b.name, b.size, first, b.last_use + shift))
+        return bufs
+
+    lay = orders[0]
+    mp = _plan(combined(lay), "portfolio", alignment, verify)
+    if mp.peak_bytes > mp.lower_bound_bytes and in_place:
+        alt = _layout(st, lay.order, in_place, False)
+        mp2 = _plan(combined(alt), "portfolio", alignment, verify)
+        if mp2.peak_bytes < mp.peak_bytes:
+            lay, mp = alt, mp2
+    offset = dict(zip((b.name for b in mp.buffers), mp.offsets))
+    tensor_offsets = {x_in: offset[x_in]}
+    tensor_offsets.update({tn: offset[g] for tn, g in lay.tensor_group.items()})
+    region_offsets = {tn: offset[region_buffer(g)] for tn, g in group.items()}
+    scratch_offsets = {name: offset["patch@" + scratch_name(name)] for name in stage_scratch}
+    scratch_offsets.update({rest.ops[i].name: offset[scratch_name(rest.ops[i].name)]
+                            for i, _, _ in lay.scratch})
+    scratch_bytes = {name: s for name, (_, s) in stage_scratch.items()}
+    scratch_bytes.update({rest.ops[i].name: s for i, _, s in lay.scratch})
+    if layer_peak_bytes is None:
+        layer_peak_bytes = plan_graph(graph, t.name, verify=False).peak_bytes
+    return PatchPlan(
+        graph=graph, target=t.name, schedule=sch, order=tuple(op.name for op in graph.ops),
+        memory_plan=mp, layer_peak_bytes=layer_peak_bytes,
+        in_place=tuple(stage_inplace) + tuple(lay.inplace),
+        tensor_offsets=MappingProxyType(tensor_offsets),
+        region_offsets=MappingProxyType(region_offsets),
+        scratch_offsets=MappingProxyType(scratch_offsets),
+        scratch_bytes=MappingProxyType(scratch_bytes))
+
+
+def _rest_lower_bounds(graph: Graph, target: str, cuts: Sequence[int]) -> dict[int, int]:
+    """For each cut, a lower bound of any patch plan's peak: the rest's own buffers (layer by
+    layer from the cut) and the input image with the stage output."""
+    t = get_target(target)
+    out = {}
+    for c in cuts:
+        y = graph.ops[c - 1].output
+        rest = Graph(graph.tensors, graph.ops[c:], (y,), graph.outputs)
+        lay = _layout(_Static(rest, t), tuple(range(len(rest.ops))), True, True)
+        image = graph.tensor(graph.inputs[0]).nbytes + graph.tensor(y).nbytes
+        out[c] = max(lower_bound(lay.buffers, DEFAULT_ALIGNMENT), image)
+    return out
+
+
+def choose_patch_plan(graph: Graph, target: str = DEFAULT_TARGET, *,
+                      max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
+                      budget: int | None = None, verify: bool = True,
+                      max_patches: int = MAX_PATCHES_PER_SIDE) -> PatchPlan | None:
+    """The patch plan to use, or ``None`` when layer by layer is as good.
+
+    Without ``budget``: the smallest peak over every stage cut and ``p`` in 2 … ``max_patches``
+    whose MAC overhead is at most ``max_mac_overhead`` (a fraction of the network's MACs; ties:
+    less overhead); ``None`` when none is below the layer-by-layer peak.
+    With ``budget`` (bytes): ``None`` when layer by layer fits; else the least overhead within
+    the cap whose peak fits (ties: the smaller peak); when none fits, the smallest peak within the
+    cap (the caller sees it does not fit), or ``None`` if no schedule is within the cap.
+    """
+    if not (0 <= max_mac_overhead):
+        raise ValueError(f"max_mac_overhead must be >= 0, got {max_mac_overhead}")
+    t = get_target(target)
+    layer_peak = plan_graph(graph, t.name, verify=False).peak_bytes
+    if budget is not None and layer_peak <= budget:
+        return None
+    cuts = stage_cuts(graph)
+    if not cuts:
+        return None
+    bounds = _rest_lower_bounds(graph, t.name, cuts)
+    total_macs = max(1, graph.total_macs())
+    best = None        # (key, n, p, peak)
+    for c in cuts:
+        if best is not None and budget is None and bounds[c] >= best[3]:
+            continue
+        if budget is not None and bounds[c] > budget and best is not None:
+            continue
+        _, h, w, _ = graph.tensor(graph.ops[c - 1].output).shape
+        for p in range(2, min(max_patches, h, w) + 1):
+            try:
+                sch = make_schedule(graph, c, p)
+            except GraphError:
+                break
+            frac = sch.mac_overhead / total_macs
+            if frac > max_mac_overhead:
+                break          # more patches only recompute more
+            peak = plan_patches(graph, sch, t.name, verify=False, layer_peak_bytes=layer_peak).peak_bytes
+            if budget is None or peak > budget:
+                key = (0 if budget is None else 1, peak, frac)
+            else:
+                key = (0, frac, peak)
+            if best is None or key < best[0]:
+                best = (key, c, p, peak)
+    if best is None:
+        return None
+    _, c, p, peak = best
+    if budget is None and peak >= layer_peak:
+        return None
+    return plan_patches(graph, (c, p), t.name, verify=verify, layer_peak_bytes=layer_peak)
+
+
+def patch_summary(plan: PatchPlan | None, layer_peak_bytes: int) -> dict:
+    """The JSON fields ``tinyjax.info`` and the export report give: ``peak_sram_bytes`` (the plan
+    used), ``layer_peak_sram_bytes``, ``patch_mac_overhead`` (a fraction), ``patch_stage_ops``
+    (n) and ``patches_per_side`` (p); n and p are ``None`` for layer by layer."""
+    if plan is None:
+        return {"peak_sram_bytes": layer_peak_bytes, "layer_peak_sram_bytes": layer_peak_bytes,
+                "patch_mac_overhead": 0.0, "patch_stage_ops": None, "patches_per_side": None}
+    return {"peak_sram_bytes": plan.peak_bytes, "layer_peak_sram_bytes": plan.layer_peak_bytes,
+            "patch_mac_overhead": round(plan.mac_overhead_fraction, 6),
+            "patch_stage_ops": plan.n, "patches_per_side": plan.p,
+            "patch_stage_output": plan.schedule.output}
