@@ -89,6 +89,7 @@ def get_config(arg=None):
     c.stage1.samples = 1000           # random sub-networks planned per (width, resolution)
     c.stage1.seed = 0
     c.stage1.min_fraction = 0.1       # a space needs this share of its samples to fit
+    c.stage1.patch_samples = 100      # with --patch auto (each may plan tens of patch schedules)
     c.stage1.workers = 0              # processes (0: one per CPU)
 
     # steps, batch, K sub-networks per step, proxy resolution, optimiser, BN recalibration; sized

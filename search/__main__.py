@@ -73,6 +73,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    "cortex-m7, cortex-m55, host (default: the device's core, else cortex-m7)")
     p.add_argument("--device", metavar="NAME", help="a board whose SRAM and flash are the budget "
                    "(explicit --budget/--flash override it): stm32f412, stm32f746, stm32h743")
+    p.add_argument("--patch", choices=["auto", "off"], default=None,
+                   help="tinynas: 'auto' lets a network fit with patch-based inference (MCUNetV2: the "
+                        "first blocks run patch by patch) when its layer-by-layer plan does not; "
+                        "'off' (default) plans layer by layer")
+    p.add_argument("--max-mac-overhead", type=_fraction, default=None, metavar="F",
+                   help="tinynas --patch auto: the most recomputation a patch schedule may add, a "
+                        "fraction of the network's MACs (default 0.15)")
     p.add_argument("--workdir", metavar="DIR", help="tinynas: work directory, resumed when the same "
                    f"command runs again (default: {DEFAULT_WORKDIR})")
     p.add_argument("--config", metavar="FILE.py[:ARG]", help="tinynas: search config (default: "
@@ -111,7 +118,8 @@ def _check_modes(args) -> None:
     if args.method and args.flops is not None:
         raise TinyJaxError(f"give either --flops or --method {args.method} --budget, not both")
     tinynas_only = {"--workdir": args.workdir, "--config": args.config, "--reserve": args.reserve,
-                    "--config.KEY": args.overrides or None}
+                    "--config.KEY": args.overrides or None, "--patch": args.patch,
+                    "--max-mac-overhead": args.max_mac_overhead}
     for flag, v in tinynas_only.items():
         if v is not None and args.method != "tinynas":
             raise TinyJaxError(f"{flag} applies to the TinyNAS search (--budget SIZE or --device NAME)")
@@ -123,6 +131,17 @@ def _check_modes(args) -> None:
     if not (args.flops or args.method or args.refit or args.check or args.fit_builtin):
         raise TinyJaxError("nothing to do: give --flops MACS, --method rubik --budget SIZE, "
                            "--refit WORKDIR, --check or --fit-builtin (see --help)")
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v <= 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a MAC-overhead fraction; give a number "
+                                         "from 0 to 10, e.g. 0.15 for 15%")
+    return v
 
 
 def _classes(text: str) -> int:
@@ -227,7 +246,11 @@ def _tinynas(args) -> int:
     if reserve >= sram:
         raise TinyJaxError(f"--reserve {args.reserve} leaves no SRAM of the {format_bytes(sram)} budget "
                            "for the network")
-    budget = Budget(sram - reserve, flash, target, reserve, args.device)
+    overhead = 0.15 if args.max_mac_overhead is None else args.max_mac_overhead
+    if args.max_mac_overhead is not None and args.patch != "auto":
+        raise TinyJaxError("--max-mac-overhead caps patch schedules; give it with --patch auto")
+    budget = Budget(sram - reserve, flash, target, reserve, args.device, patch=args.patch == "auto",
+                    max_mac_overhead=overhead)
     config = args.config or str(_repo_config(DEFAULT_CONFIG))
     cfg = apply_overrides(load_config(config), args.overrides)
     print(f"TinyNAS under {budget.text()}; config {config}; work directory {args.workdir or DEFAULT_WORKDIR}",

@@ -39,6 +39,9 @@ def export_and_check(train_dir: Path, out: Path, budget, vectors: int, calibrati
     # the export CLI itself, as a user runs it (library code does not import command-line modules)
     cmd = [sys.executable, "-m", "tinyjax.export", "--checkpoint", str(train_dir), "--out", str(out),
            "--target", budget.target, "--vectors", str(vectors), "--calibration", str(calibration)]
+    if getattr(budget, "patch", False):   # the patch plan the search's fit check used
+        cmd += ["--patch", "auto", "--max-mac-overhead", str(budget.max_mac_overhead),
+                "--budget", str(budget.sram_bytes)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         raise ExportCheckError(f"tinyjax.export of {train_dir} failed: {r.stderr.strip()[-300:]}")

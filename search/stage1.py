@@ -309,13 +309,30 @@ def _peak(tables: _BlockTables, space: SearchSpace, arch, lower: int, target: st
     return peak
 
 
+def _patch_peak(space: SearchSpace, arch, sram_bytes: int, target: str, cap: float) -> int:
+    """The peak of the patch plan the search would use (the least recomputation within ``cap``
+    that fits ``sram_bytes``), or the layer-by-layer peak when none fits better."""
+    from tinyjax.codegen.graph import graph_from_spec
+    from tinyjax.codegen.memory import plan_graph
+    from tinyjax.codegen.patch import choose_patch_plan
+
+    graph = graph_from_spec(space.spec(arch))
+    layer = plan_graph(graph, target, verify=False).peak_bytes
+    if graph.tensor(graph.inputs[0]).nbytes > sram_bytes:     # the image alone does not fit
+        return layer
+    pp = choose_patch_plan(graph, target, max_mac_overhead=cap, budget=sram_bytes, verify=False)
+    return layer if pp is None else min(layer, pp.peak_bytes)
+
+
 def evaluate_space(space: SearchSpace, sram_bytes: int, flash_bytes: int,
                    target: str = "cortex-m7", samples: int = 1000, seed: int = 0,
-                   in_place: bool = True) -> SpaceStats:
+                   in_place: bool = True, patch: float | None = None) -> SpaceStats:
     """Sample ``samples`` sub-networks of ``space`` (generator seeded by :func:`space_seed`) and
     count those whose planned peak SRAM ≤ ``sram_bytes`` and flash ≤ ``flash_bytes`` (bytes) on
     ``target``: each verdict is ``codegen.memory.fits`` exactly (module docstring).
-    ``in_place=False`` plans without in-place ops (the co-design benchmark's baseline)."""
+    ``in_place=False`` plans without in-place ops (the co-design benchmark's baseline).
+    ``patch`` (a MAC-overhead cap): a sample whose layer-by-layer plan does not fit still fits when
+    a patch schedule within the cap does (``codegen.patch.choose_patch_plan`` under the budget)."""
     from tinyjax.codegen.kernels import get_target
 
     get_target(target)
@@ -333,6 +350,12 @@ def evaluate_space(space: SearchSpace, sram_bytes: int, flash_bytes: int,
         min_flash = min(min_flash, flash)
         flash_ok = flash <= flash_bytes
         # the peak (≥ lower) is needed where it decides the verdict or may be the smallest yet
+        if patch is not None and flash_ok and lower > sram_bytes:
+            peak = _patch_peak(space, arch, sram_bytes, target, patch)
+            min_peak = min(min_peak, peak)
+            if peak <= sram_bytes:
+                fitting.append(macs)
+            continue
         if lower > (sram_bytes if flash_ok else -1) and lower >= min_peak:
             continue
         peak = _peak(tables, space, arch, lower, target)
@@ -353,7 +376,7 @@ def run_stage1(spaces: Iterable[SearchSpace], sram_bytes: int, flash_bytes: int,
                target: str = "cortex-m7", samples: int = 1000, seed: int = 0,
                workers: int | None = None, done: Mapping[tuple[float, int], SpaceStats] | None = None,
                on_space: Callable[[SpaceStats], None] | None = None,
-               in_place: bool = True) -> list[SpaceStats]:
+               in_place: bool = True, patch: float | None = None) -> list[SpaceStats]:
     """:func:`evaluate_space` for every space, in parallel; the stats in the order of ``spaces``.
 
     Args:
@@ -375,6 +398,8 @@ def run_stage1(spaces: Iterable[SearchSpace], sram_bytes: int, flash_bytes: int,
     if not in_place:   # the co-design baseline: its stats must never be taken for in-place ones
         done = {}
         args = (*args, False)
+    elif patch is not None:
+        args = (*args, True, float(patch))
     out: dict[tuple[float, int], SpaceStats] = {}
     todo = []
     for sp in spaces:

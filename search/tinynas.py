@@ -55,17 +55,24 @@ class Budget:
     reserve_bytes: int = 0
     device: str | None = None
     in_place: bool = True   # False: a layer-by-layer planner (the co-design benchmark's baseline)
+    patch: bool = False     # True: a network fits when a patch schedule's plan does (--patch auto)
+    max_mac_overhead: float = 0.15   # the cap on a patch schedule's recomputed MACs (a fraction)
 
     def text(self) -> str:
         dev = f" ({self.device})" if self.device else ""
         dev += "" if self.in_place else ", planned layer by layer (no in-place ops)"
+        if self.patch:
+            dev += f", patch-based inference allowed (at most {self.max_mac_overhead:.0%} more MACs)"
         res = (f", {format_bytes(self.reserve_bytes)} of it kept for the application"
                if self.reserve_bytes else "")
         return (f"{format_bytes(self.sram_bytes + self.reserve_bytes)} SRAM{res}, "
                 f"{format_bytes(self.flash_bytes)} flash, {self.target}{dev}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not self.patch:      # a layer-by-layer search keeps the fingerprint it always had
+            del d["patch"], d["max_mac_overhead"]
+        return d
 
 
 class SearchError(TinyJaxError):

@@ -46,8 +46,12 @@ def stage1(cfg, budget, wd, log) -> SearchSpace:
     spaces = _spaces(cfg)
     saved = wd.read_json("stage1.json") if (wd.path / "stage1.json").is_file() else {"spaces": []}
     done = {(d["width"], d["resolution"]): s1.SpaceStats.from_dict(d) for d in saved["spaces"]}
-    log(f"stage 1: {len(spaces)} spaces x {cfg.stage1.samples} sub-networks, each planned for "
-        f"{budget.target} ({len(done)} already done)")
+    samples = int(cfg.stage1.samples)
+    if budget.patch:     # a patch check plans up to tens of schedules: fewer samples per space
+        samples = min(samples, int(cfg.stage1.get("patch_samples", samples)))
+    log(f"stage 1: {len(spaces)} spaces x {samples} sub-networks, each planned for "
+        f"{budget.target}{' (patch schedules allowed)' if budget.patch else ''} "
+        f"({len(done)} already done)")
     results = dict(done)
     with _progress("stage 1", "space") as progress:
         progress.start(len(spaces), len(done))
@@ -59,9 +63,10 @@ def stage1(cfg, budget, wd, log) -> SearchSpace:
                                           f"{100 * stats.fraction:.0f}% fit")
 
         stats = s1.run_stage1(spaces, budget.sram_bytes, budget.flash_bytes, budget.target,
-                              samples=int(cfg.stage1.samples), seed=int(cfg.stage1.seed),
+                              samples=samples, seed=int(cfg.stage1.seed),
                               workers=int(cfg.stage1.get("workers", 0)) or None, done=done,
-                              on_space=on_space, in_place=budget.in_place)
+                              on_space=on_space, in_place=budget.in_place,
+                              patch=budget.max_mac_overhead if budget.patch else None)
     chosen, reason = s1.choose_space(stats, float(cfg.stage1.min_fraction))
     space = next(s for s in spaces if (s.width, s.resolution) == (chosen.width, chosen.resolution))
     from tinyjax.search.stage1_report import cdf_figure, table_markdown
@@ -123,7 +128,8 @@ def evolution(cfg, budget, space: SearchSpace, data: dict, variables, wd, log) -
     from tinyjax.search.evolution_plots import pareto_figure, progress_figure
     from tinyjax.search.supernet import SubnetEvaluator
 
-    check = MemoryCheck(space, budget.sram_bytes, budget.flash_bytes, budget.target, budget.in_place)
+    check = MemoryCheck(space, budget.sram_bytes, budget.flash_bytes, budget.target, budget.in_place,
+                        budget.patch, budget.max_mac_overhead)
     if not wd.done("evolution"):
         e = cfg.evolution
         ecfg = EvolutionConfig(population=int(e.population), generations=int(e.generations),
