@@ -489,6 +489,8 @@ def choose_patch_plan(graph: Graph, target: str = DEFAULT_TARGET, *,
             frac = sch.mac_overhead / total_macs
             if frac > max_mac_overhead:
                 break          # more patches only recompute more
+            if budget is not None and best is not None and best[0][0] == 0 and frac >= best[0][1]:
+                break          # a fitting schedule with less overhead is known
             peak = plan_patches(graph, sch, t.name, verify=False, layer_peak_bytes=layer_peak).peak_bytes
             if budget is None or peak > budget:
                 key = (0 if budget is None else 1, peak, frac)
@@ -496,6 +498,8 @@ def choose_patch_plan(graph: Graph, target: str = DEFAULT_TARGET, *,
                 key = (0, frac, peak)
             if best is None or key < best[0]:
                 best = (key, c, p, peak)
+            if budget is not None and peak <= budget:
+                break          # the least overhead that fits at this cut
     if best is None:
         return None
     _, c, p, peak = best

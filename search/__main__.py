@@ -261,6 +261,12 @@ def _tinynas(args) -> int:
           f"{s['top1_float']:.4f}, int8 {s['top1_int8']:.4f}; "
           + (f"C bit-exact on {s['c_bit_exact']}/{s['c_images']} images" if s["c_bit_exact"] is not None
              else "C not built (no make/cc)"))
+    if "layer_peak_sram_bytes" in s:
+        sched = ("none (layer by layer fits)" if s["patch_stage_ops"] is None else
+                 f"first {s['patch_stage_ops']} ops in {s['patches_per_side']}x{s['patches_per_side']} "
+                 f"patches, +{100 * s['patch_mac_overhead']:.1f}% MACs")
+        print(f"patch-based inference: {sched}; layer-by-layer peak "
+              f"{format_bytes(s['layer_peak_sram_bytes'])}")
     return 0
 
 

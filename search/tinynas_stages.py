@@ -235,9 +235,27 @@ def export(cfg, budget, wd, log) -> dict:
 
 # -- summary --------------------------------------------------------------------------------------------
 
+def _patch_fields(budget, spec) -> dict:
+    """The winner's schedule under ``--patch auto``: its layer-by-layer peak, and the patch plan
+    the export used (``codegen.patch.patch_summary``; n and p None when layer by layer fits)."""
+    if not budget.patch:
+        return {}
+    from tinyjax.codegen.graph import graph_from_spec
+    from tinyjax.codegen.memory import plan_graph
+    from tinyjax.codegen.patch import choose_patch_plan, patch_summary
+
+    graph = graph_from_spec(spec)
+    layer = plan_graph(graph, budget.target).peak_bytes
+    pp = choose_patch_plan(graph, budget.target, max_mac_overhead=budget.max_mac_overhead,
+                           budget=budget.sram_bytes)
+    out = patch_summary(pp, layer)
+    out.pop("peak_sram_bytes")
+    return out
+
+
 def summarise(cfg, budget, space, best, trained, exported, wd) -> dict:
     fit = best["fit"]
-    return {
+    return {**_patch_fields(budget, best["spec"]),
         "budget": budget.to_dict(), "space": space.to_dict(), "arch": best["arch"].to_dict(),
         "blocks": [str(b) for st in best["spec"].stages for b in st.blocks],
         "macs": int(fit.macs), "params": int(fit.params), "peak_sram_bytes": int(fit.peak_sram_bytes),
@@ -257,6 +275,12 @@ def summary_markdown(s: dict) -> str:
             ("space (stage 1)", f"width {sp['width']:g}, {sp['resolution']} px"),
             ("MACs", format_count(s["macs"])), ("parameters", f"{s['params']:,}"),
             ("peak SRAM (plan)", f"{format_bytes(s['peak_sram_bytes'])} ({s['peak_sram_bytes']:,} B)"),
+            *([("layer-by-layer peak (without patches)",
+                f"{format_bytes(s['layer_peak_sram_bytes'])} ({s['layer_peak_sram_bytes']:,} B)"),
+               ("patch schedule", "none: layer by layer fits" if s["patch_stage_ops"] is None else
+                f"first {s['patch_stage_ops']} ops in {s['patches_per_side']}x{s['patches_per_side']} "
+                f"patches, +{100 * s['patch_mac_overhead']:.1f}% MACs")]
+              if "layer_peak_sram_bytes" in s else []),
             ("flash (weights, constants)", f"{format_bytes(s['flash_bytes'])} ({s['flash_bytes']:,} B)"),
             ("top-1 held-out, supernet weights", f"{s['top1_holdout_supernet']:.4f}"),
             ("top-1 validation, float", f"{s['top1_float']:.4f}"),
