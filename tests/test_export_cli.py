@@ -258,3 +258,88 @@ def test_a_run_without_config_json_asks_for_its_config(tiny_run, tmp_path, capsy
     code, _, err = cli(["--checkpoint", old, "--out", tmp_path / "x"], capsys)
     assert code == 2 and "has no config.json" in one_error(err) and "--config" in one_error(err)
     assert not (tmp_path / "x").exists()
+
+
+# -- patch-based inference (--patch auto) -------------------------------------------------------------
+
+def test_patch_auto_exports_the_patch_loop_with_its_arena(tmp_path, capsys, captured):
+    from tinyjax.codegen.memory import plan_graph
+    from tinyjax.codegen.patch import choose_patch_plan
+
+    out = tmp_path / "x"
+    code, stdout, err = cli(["--model", "mcunet_in0", "--out", out, "--patch", "auto"], capsys)
+    assert code == 0, err
+    graph = captured["qmodel"].graph
+    pp, layer = choose_patch_plan(graph, "cortex-m7"), plan_graph(graph, "cortex-m7")
+    assert pp is not None and pp.peak_bytes < layer.peak_bytes
+    header = (out / "model_model.h").read_text()
+    assert header_value(header, "ARENA_BYTES") == pp.peak_bytes
+    source = (out / "model_model.c").read_text()
+    assert f"patch stage: ops 0..{pp.n - 1} in {pp.p}x{pp.p} patches" in source
+    schedule = (f"patch-based: first {pp.n} ops in {pp.p}x{pp.p} patches, peak "
+                f"{pp.peak_bytes / 1024:.1f} kB (layer by layer {layer.peak_bytes / 1024:.1f} kB), "
+                f"+{pp.mac_overhead_fraction:.1%} MACs")
+    memory_line = [x for x in stdout.splitlines() if x.startswith("memory (cortex-m7)")]
+    assert len(memory_line) == 1 and schedule in memory_line[0], memory_line
+    assert f"peak SRAM {pp.peak_bytes / 1024:,.1f} kB ({pp.peak_bytes:,} B" in memory_line[0]
+    memory = (out / "memory.md").read_text()
+    assert f"| {pp.peak_bytes:,} |" in memory and f"| {layer.peak_bytes:,} |" in memory
+    assert f"{pp.p}x{pp.p} patches" in memory and f"+{pp.mac_overhead_fraction:.1%}" in memory
+    assert f"{pp.mac_overhead:,} more MACs" in memory and "patch@input" in memory
+    check_vectors(out, captured["qmodel"], 1)
+
+
+def test_patch_auto_export_builds_on_the_host_bit_exact(tmp_path, capsys):
+    require_tools("gcc", "make")
+    out = tmp_path / "x"
+    code, _, err = cli(["--model", "mcunet_in0", "--out", out, "--vectors", "2", "--target", "host",
+                        "--patch", "auto"], capsys)
+    assert code == 0, err
+    assert "patch stage" in (out / "model_model.c").read_text()
+    r = subprocess.run(["make", "-s", "-C", str(out), "check-host"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and "2 bit-exact, 0 failed" in r.stdout, r.stdout + r.stderr
+
+
+def test_patch_auto_under_a_device_fits_its_sram_and_names_the_schedule_when_refused(tmp_path, capsys):
+    from tinyjax.codegen.graph import graph_from_spec
+    from tinyjax.codegen.patch import choose_patch_plan
+    from tinyjax.zoo import get_spec
+
+    # mcunet_in4: 400 kB layer by layer; a patch schedule fits the F412's 256 kB, its flash does not
+    pp = choose_patch_plan(graph_from_spec(get_spec("mcunet_in4")), "cortex-m4", budget=256 * 1024)
+    assert pp is not None and pp.peak_bytes <= 256 * 1024 < pp.layer_peak_bytes
+    out = tmp_path / "x"
+    code, _, err = cli(["--device", "stm32f412", "--model", "mcunet_in4", "--out", out, "--patch", "auto"],
+                       capsys)
+    line = one_error(err)
+    assert code == 2 and not out.exists()
+    assert f"mcunet_in4 with its first {pp.n} ops in {pp.p}x{pp.p} patches needs" in line, line
+    assert f"{pp.peak_bytes / 1024:,.1f} kB of SRAM (arena, cortex-m4)" in line, line
+    assert "not enough flash," in line, line       # the SRAM fits
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-mac-overhead", "0.1"], "give it with --patch auto"),
+    (["--budget", "300kB"], "give it with --patch auto"),
+])
+def test_patch_options_without_patch_auto_are_one_line(argv, message, tmp_path, capsys):
+    out = tmp_path / "x"
+    code, _, err = cli(["--model", "mcunet_in0", "--out", out, *argv], capsys)
+    assert code == 2 and message in one_error(err)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-mac-overhead", "-1"], "'-1' is not a MAC-overhead fraction"),
+    (["--max-mac-overhead", "abc"], "'abc' is not a MAC-overhead fraction"),
+    (["--budget", "lots"], "cannot read a size 'lots'"),
+])
+def test_bad_patch_values_are_one_argparse_error_exit_2(argv, message, tmp_path, capsys):
+    out = tmp_path / "x"
+    with pytest.raises(SystemExit) as e:
+        export.main(["--model", "mcunet_in0", "--out", str(out), "--patch", "auto", *argv])
+    assert e.value.code == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if "error:" in x]
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not out.exists()

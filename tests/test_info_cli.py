@@ -184,3 +184,101 @@ def test_memory_fields_without_jax():
             "assert not {'jax', 'tensorflow', 'torch', 'matplotlib'} & set(sys.modules), 'heavy'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+# --------------------------------------------------------------------------- patch-based inference
+
+
+def _patch_plan(name, **kw):
+    from tinyjax.codegen.graph import graph_from_spec
+    from tinyjax.codegen.memory import plan_graph
+    from tinyjax.codegen.patch import choose_patch_plan
+
+    g = graph_from_spec(get_spec(name))
+    return choose_patch_plan(g, "cortex-m7", **kw), plan_graph(g, "cortex-m7")
+
+
+def test_json_with_patch_auto_gains_the_patch_summary_of_the_chosen_plan(capsys):
+    from tinyjax.codegen.patch import patch_summary
+
+    assert main(["mcunet_in0", "--json"]) == 0
+    layer = json.loads(capsys.readouterr().out)
+    assert main(["mcunet_in0", "--json", "--patch", "auto"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    pp, gp = _patch_plan("mcunet_in0")
+    expected = patch_summary(pp, gp.peak_bytes)
+    assert set(report) == set(layer) | set(expected)
+    assert {k: report[k] for k in expected} == expected
+    # the schedule lowers the peak within the default 15% cap
+    assert report["peak_sram_bytes"] == pp.peak_bytes < report["layer_peak_sram_bytes"]
+    assert report["layer_peak_sram_bytes"] == layer["peak_sram_bytes"] == gp.peak_bytes
+    assert 0 < report["patch_mac_overhead"] <= 0.15
+    n, p = report["patch_stage_ops"], report["patches_per_side"]
+    assert type(n) is int and type(p) is int and (n, p) == (pp.n, pp.p) and n >= 1 and p >= 2
+    # the arena still holds the whole input image, and the lower bound stays a lower bound
+    assert 48 * 48 * 3 < report["peak_sram_bytes"]
+    assert report["sram_lower_bound_bytes"] == pp.lower_bound_bytes <= report["peak_sram_bytes"]
+    # everything else is the layer-by-layer report's
+    changed = {"peak_sram_bytes", "sram_lower_bound_bytes"}
+    assert {k: v for k, v in report.items() if k in set(layer) - changed} == \
+        {k: v for k, v in layer.items() if k not in changed}
+
+
+def test_patch_off_is_the_layer_by_layer_report(capsys):
+    assert main(["mcunet_in0", "--json"]) == 0
+    default = capsys.readouterr().out
+    assert main(["mcunet_in0", "--json", "--patch", "off"]) == 0
+    assert capsys.readouterr().out == default
+    assert "patch_mac_overhead" not in json.loads(default)
+    assert main(["mcunet_in0"]) == 0
+    assert "patch-based" not in capsys.readouterr().out
+
+
+def test_a_cap_no_schedule_meets_gives_layer_by_layer_with_null_n_and_p(capsys):
+    assert _patch_plan("mcunet_in0", max_mac_overhead=0.01)[0] is None
+    assert main(["mcunet_in0", "--json", "--patch", "auto", "--max-mac-overhead", "0.01"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["peak_sram_bytes"] == report["layer_peak_sram_bytes"] > 0
+    assert report["patch_stage_ops"] is None and report["patches_per_side"] is None
+    assert report["patch_mac_overhead"] == 0.0
+    assert main(["mcunet_in0", "--patch", "auto", "--max-mac-overhead", "0.01"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("patch-based: no schedule within +1% MACs lowers the peak"), last
+
+
+def test_text_report_prints_the_schedule_in_one_line(capsys):
+    import re
+
+    assert main(["mcunet_in0", "--patch", "auto"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("patch-based")]
+    assert len(lines) == 1
+    m = re.fullmatch(r"patch-based: first (\d+) ops in (\d+)x(\d+) patches, peak ([\d.]+) kB "
+                     r"\(layer by layer ([\d.]+) kB\), \+([\d.]+)% MACs", lines[0])
+    assert m, lines[0]
+    pp, gp = _patch_plan("mcunet_in0")
+    assert (int(m[1]), int(m[2]), int(m[3])) == (pp.n, pp.p, pp.p)
+    assert (m[4], m[5]) == (f"{pp.peak_bytes / 1024:.1f}", f"{gp.peak_bytes / 1024:.1f}")
+    assert m[6] == f"{100 * pp.mac_overhead_fraction:.1f}"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--patch", "auto", "--max-mac-overhead", "-1"], "'-1' is not a MAC-overhead fraction"),
+    (["--patch", "auto", "--max-mac-overhead", "abc"], "'abc' is not a MAC-overhead fraction"),
+    (["--patch", "auto", "--max-mac-overhead", "nan"], "'nan' is not a MAC-overhead fraction"),
+    (["--patch", "sometimes"], "invalid choice: 'sometimes'"),
+])
+def test_bad_patch_options_are_one_argparse_error_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["mcunet_in0", *argv])
+    assert e.value.code == 2
+    out, err = capsys.readouterr()
+    errors = [x for x in err.splitlines() if "error:" in x]
+    assert not out and len(errors) == 1 and message in errors[0], err
+
+
+def test_a_cap_without_patch_auto_is_one_line_exit_2(capsys):
+    from tinyjax.errors import run_cli
+
+    assert run_cli(main, ["mcunet_in0", "--max-mac-overhead", "0.1"], prog="tinyjax.info") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--patch auto" in err[0]

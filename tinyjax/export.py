@@ -6,6 +6,7 @@ Examples::
     python -m tinyjax.export --checkpoint runs/embedded --out export/      # a trained run
     python -m tinyjax.export --model mcunet_in1 --device stm32f746 --out export/  # random weights
     python -m tinyjax.export --spec my_spec.json --resolution 96 --prefix det --out export/
+    python -m tinyjax.export --model mcunet_in4 --device stm32f746 --patch auto --out export/
 
 Pipeline: load (a training run's latest checkpoint, EMA weights when it keeps an EMA, or random
 weights for ``--model`` / ``--spec``), plan the memory (``tinyjax.codegen.memory.plan_graph``;
@@ -13,6 +14,14 @@ with ``--device`` a network that does not fit is refused before anything is writ
 (training images of the run's own dataset, or random images), quantise to int8, write the C files
 of ``tinyjax.codegen.emit``, ``input.bin`` / ``expected.bin`` (``--vectors`` int8 images and the
 integer reference's int8 logits, concatenated), ``memory.md`` and ``memory.png``.
+
+``--patch auto`` lets the first blocks run patch by patch (MCUNetV2, ``tinyjax.codegen.patch``):
+``choose_patch_plan`` picks the schedule, at most ``--max-mac-overhead`` (default 0.15) more MACs;
+under a budget (``--budget``, else the ``--device``'s SRAM) the least recomputation whose plan
+fits, and none when the layer-by-layer plan fits; without one, the smallest peak. The C then runs
+that stage as one loop over the patches, and the printed memory line and ``memory.md`` give the
+schedule, the peak with and without it and the recomputed MACs. ``--patch off`` (default): layer
+by layer.
 
 Random weights are for profiling only (memory, flash, speed): the CLI says so and so does the
 generated header. Every file is written through a temporary file and a rename, so a killed export
@@ -63,8 +72,18 @@ class Source:
     vectors: Callable[[int], np.ndarray]
 
 
+def _size(text: str) -> int:
+    """argparse type of ``--budget``: ``320kB``, ``0.5MB`` or bytes (a one-line error otherwise)."""
+    from tinyjax.search.units import UnitError, parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except UnitError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from tinyjax.info import positive_int
+    from tinyjax.info import add_patch_arguments, positive_int
 
     p = argparse.ArgumentParser(
         prog="python -m tinyjax.export",
@@ -93,6 +112,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="with --model/--spec: input resolution in pixels (default: the model's own)")
     p.add_argument("--vectors", type=positive_int, default=1, metavar="N",
                    help="test images in input.bin / expected.bin (default: 1)")
+    add_patch_arguments(p, "in the plan and the C, where it lowers the peak (under --budget or "
+                           "--device: only where layer by layer does not fit)")
+    p.add_argument("--budget", type=_size, metavar="SIZE",
+                   help="with --patch auto: the SRAM the patch plan is chosen to fit, e.g. 320kB "
+                        "(default: the --device's SRAM; without either, the smallest peak)")
     return p.parse_args(argv)
 
 
@@ -206,12 +230,30 @@ def calibration_batch(graph) -> int:
 
 # -- files --------------------------------------------------------------------------------------------
 
-def memory_markdown(name: str, prefix: str, plan, flash: int, fit: str, note: str) -> str:
-    """``memory.md``: the figures (bytes and kB = 1024 B), the fit, and the per-layer table."""
+def patch_buffer_table(pp) -> str:
+    """The buffers of a patch plan as text: name, arena offset, bytes, timeline positions."""
+    rows = sorted(pp.memory_plan.as_table(), key=lambda r: (r["first_use"], r["offset"], r["name"]))
+    header = ("buffer", "offset", "bytes", "positions")
+    cells = [(r["name"], f"{r['offset']:,}", f"{r['size']:,}", f"{r['first_use']}-{r['last_use']}")
+             for r in rows]
+    widths = [max(len(c[i]) for c in cells + [header]) for i in range(len(header))]
+    return "\n".join("  ".join(c.rjust(w) if i in (1, 2) else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+                     for line in [header] + cells)
+
+
+def memory_markdown(name: str, prefix: str, plan, flash: int, fit: str, note: str,
+                    layer_plan=None, patch: str = "") -> str:
+    """``memory.md``: the figures (bytes and kB = 1024 B), the fit, and the per-layer table.
+
+    ``plan`` is the plan the C uses: a layer-by-layer ``GraphPlan``, or a ``PatchPlan`` with
+    ``layer_plan`` the layer-by-layer one (its per-op table is then given for comparison);
+    ``patch``: the ``--patch auto`` line (:func:`tinyjax.info.patch_text`), ``""`` without it."""
     from tinyjax.codegen.kernels import get_target
     from tinyjax.codegen.report import layer_table
 
     t = get_target(plan.target)
+    schedule = getattr(plan, "schedule", None)
 
     def row(what: str, n: int) -> str:
         return f"| {what} | {n:,} | {n / 1024:,.1f} |"
@@ -219,17 +261,40 @@ def memory_markdown(name: str, prefix: str, plan, flash: int, fit: str, note: st
     lines = [f"# Memory of {name} (prefix `{prefix}`)", ""]
     if note:
         lines += [f"**{note}**", ""]
+    arena = "the arena (input image, activations, kernel scratch, alignment)"
     lines += ["| | bytes | kB |", "|---|---:|---:|",
-              row("peak SRAM: the arena (input image, activations, kernel scratch, alignment)",
-                  plan.peak_bytes),
-              row("lower bound of the arena (no placement of these buffers uses less)",
+              row(f"peak SRAM: {arena}" + (", patch-based" if schedule else ""), plan.peak_bytes)]
+    if schedule is not None:
+        lines.append(row("peak SRAM layer by layer (without the patch schedule)", plan.layer_peak_bytes))
+    lines += [row("lower bound of the arena (no placement of these buffers uses less)",
                   plan.lower_bound_bytes),
               row("flash: weights, biases, requantisation parameters, tables (code not included)",
                   flash), "",
-              f"Target: {t.name} ({t.description}). Device: {fit}.", "",
-              "Per op in execution order (`*`: in place; live kB: every buffer alive during the op; "
-              "offsets in bytes). The picture is `memory.png`.", "",
-              "```text", layer_table(plan), "```", ""]
+              f"Target: {t.name} ({t.description}). Device: {fit}.", ""]
+    if patch and schedule is None:
+        lines += [f"Patch schedule (`--patch auto`): {patch.removeprefix('patch-based: ')}.", ""]
+    if schedule is not None:
+        macs = plan.graph.total_macs()
+        lines += [
+            f"Patch-based inference (MCUNetV2): the first {schedule.n} ops, up to `{schedule.output}`, "
+            f"run once per patch in {schedule.p}x{schedule.p} patches, each from its receptive field, "
+            f"then the rest layer by layer. The overlap of neighbouring patches is computed again: "
+            f"{plan.mac_overhead:,} more MACs, +{plan.mac_overhead_fraction:.1%} of the network's "
+            f"{macs:,}. Peak {plan.peak_bytes / 1024:,.1f} kB instead of "
+            f"{plan.layer_peak_bytes / 1024:,.1f} kB layer by layer.", "",
+            f"Buffers of the patch plan (bytes; positions 0 to {schedule.n + 1} are one patch's loop: "
+            f"0 copies the patch's input region out of the image, {schedule.n + 1} copies its output "
+            f"region into `{schedule.output}`; `patch@` buffers hold one patch's region; then one "
+            "position per remaining op). The picture is `memory.png`.", "",
+            "```text", patch_buffer_table(plan), "```", ""]
+    if schedule is None:
+        lines += ["Per op in execution order (`*`: in place; live kB: every buffer alive during the op; "
+                  "offsets in bytes). The picture is `memory.png`.", "",
+                  "```text", layer_table(plan), "```", ""]
+    elif layer_plan is not None:
+        lines += ["For comparison, the layer-by-layer plan per op (`*`: in place; live kB: every "
+                  "buffer alive during the op; offsets in bytes):", "",
+                  "```text", layer_table(layer_plan), "```", ""]
     return "\n".join(lines)
 
 
@@ -266,9 +331,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tinyjax.codegen.emit import c_identifier
     from tinyjax.codegen.kernels import get_target
     from tinyjax.devices import get_device
+    from tinyjax.info import choose_patch, patch_cap, patch_text
     from tinyjax.progress import Progress
 
     prefix = c_identifier(args.prefix)
+    cap = patch_cap(args)
+    if args.budget is not None and cap is None:
+        raise ExportError("--budget is the SRAM a patch plan is chosen to fit; give it with --patch auto")
     device = get_device(args.device) if args.device else None
     target = get_target(args.target or (device.core if device else DEFAULT_TARGET)).name
     out = Path(args.out)
@@ -285,13 +354,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             spec = _random_spec(args)
         progress.status(f"planning the memory of {spec.name} for {target}...")
         plan, flash = memory_plan(spec, target)
-        fit = check_fit(spec.name, plan, flash, device)
+        patch = None
+        if cap is not None:
+            progress.status(f"choosing a patch schedule (at most +{cap * 100:g}% MACs)...")
+            budget = args.budget or (device.sram_bytes if device else None)
+            patch = choose_patch(plan, cap, budget, verify=False)
+        if patch is not None and patch.plan is not None:
+            pp = patch.plan
+            fit = check_fit(f"{spec.name} with its first {pp.n} ops in {pp.p}x{pp.p} patches", pp, flash,
+                            device)
+        else:
+            fit = check_fit(spec.name, plan, flash, device)
         if not args.checkpoint:
             source = _random_weights(spec, progress)
             print(f"note: {source.note}", flush=True)
 
         from tinyjax.codegen import interpreter, quantize
         from tinyjax.codegen.memory import plan_graph
+        from tinyjax.codegen.patch import plan_patches
 
         n_calib = args.calibration or (RANDOM_CALIBRATION if source.note else CHECKPOINT_CALIBRATION)
         kind = "random" if source.note else "training"
@@ -299,7 +379,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         batches = source.calibration(n_calib, calibration_batch(plan.graph))
         progress.status("quantising to int8...")
         qmodel = quantize.quantize_variables(spec, source.variables, batches)
-        plan = plan_graph(qmodel.graph, target)
+        plan = layer_plan = plan_graph(qmodel.graph, target)
+        if patch is not None and patch.plan is not None:   # the schedule the fit was checked with
+            plan = plan_patches(qmodel.graph, (patch.plan.n, patch.plan.p), target,
+                                layer_peak_bytes=layer_plan.peak_bytes)
+        if patch is not None:      # as planned for the quantised graph
+            patch = patch._replace(plan=None if plan is layer_plan else plan,
+                                   layer_peak_bytes=layer_plan.peak_bytes)
 
         progress.status(f"computing {args.vectors} test vector(s) with the integer reference...")
         x = quantize.quantize_input(qmodel, source.vectors(args.vectors))
@@ -313,14 +399,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                   model_name=spec.name))
         files["input.bin"] = np.ascontiguousarray(x, np.int8).tobytes()
         files["expected.bin"] = np.ascontiguousarray(y, np.int8).tobytes()
-        files["memory.md"] = memory_markdown(spec.name, prefix, plan, flash, fit, source.note)
+        files["memory.md"] = memory_markdown(spec.name, prefix, plan, flash, fit, source.note,
+                                             layer_plan, patch_text(patch) if patch else "")
         files["memory.png"] = plan_png(plan, spec.name)
         paths = write_files(out, files)
 
     print(f"exported {source.what}, {len(x)} test vector(s)")
     print(f"memory ({target}): peak SRAM {plan.peak_bytes / 1024:,.1f} kB ({plan.peak_bytes:,} B; "
           f"lower bound {plan.lower_bound_bytes / 1024:,.1f} kB), flash {flash / 1024:,.1f} kB "
-          f"({flash:,} B, weights and constants); {fit}")
+          f"({flash:,} B, weights and constants); {patch_text(patch) + '; ' if patch else ''}{fit}")
     _print_written(out, paths)
     d = shlex.quote(str(out))
     print(f"build and check on this machine: make -C {d} host && "

@@ -9,11 +9,24 @@ Examples::
     python -m tinyjax.info my_spec.json          # a ModelSpec JSON (ModelSpec.to_json)
     python -m tinyjax.info mcunet_in3 --layers   # per-layer kernels, scratch, live bytes, offsets
     python -m tinyjax.info mcunet_in3 --target cortex-m4 --plan-png plan.png
+    python -m tinyjax.info mcunet_in4 --patch auto   # patch-based inference (MCUNetV2)
+    python -m tinyjax.info mcunet_in4 --patch auto --max-mac-overhead 0.05 --json
 
 The memory figures (``peak_sram_bytes``: the planned arena with input image, activations, scratch
 and alignment; ``sram_lower_bound_bytes``; ``flash_bytes``: weights, biases, requantisation
 parameters, lookup tables) come from the int8 deployment graph and the memory planner the C
 emitter uses, for ``--target`` (default cortex-m7).
+
+``--patch auto`` adds patch-based inference (MCUNetV2, ``tinyjax.codegen.patch``): the first blocks
+run patch by patch, recomputing the overlap of neighbouring patches. The schedule is the one of
+``choose_patch_plan``: the smallest peak whose recomputed MACs are at most ``--max-mac-overhead``
+(a fraction of the network's MACs, default 0.15), or layer by layer when none is lower. The text
+report gains one line with the schedule; ``--json`` gains the fields of ``patch_summary``:
+``peak_sram_bytes`` is then the arena of the plan used (``sram_lower_bound_bytes`` that plan's
+lower bound), ``layer_peak_sram_bytes`` the layer-by-layer arena, ``patch_mac_overhead`` the
+recomputed fraction, ``patch_stage_ops`` (n) and ``patches_per_side`` (p), null for layer by layer,
+and ``patch_stage_output`` (the stage's output tensor) when a schedule is used. Without ``--patch``
+(or with ``--patch off``) the report is the layer-by-layer one.
 
 Imports neither JAX nor TensorFlow: it answers in milliseconds.
 """
@@ -26,12 +39,49 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from tinyjax.counting import ModelStats, count
 from tinyjax.errors import SpecError, TinyJaxError, run_cli
 from tinyjax.spec import ModelSpec
 
 DEFAULT_TARGET = "cortex-m7"  # == tinyjax.codegen.kernels.DEFAULT_TARGET
+DEFAULT_MAX_MAC_OVERHEAD = 0.15  # == tinyjax.codegen.patch.DEFAULT_MAX_MAC_OVERHEAD
+
+
+class PatchChoice(NamedTuple):
+    """What ``--patch auto`` chose: ``plan``, the :class:`~tinyjax.codegen.patch.PatchPlan` to use
+    (``None``: layer by layer is as good, or fits the budget), under ``max_mac_overhead`` (a
+    fraction of the network's MACs) and ``budget`` (bytes, or ``None``)."""
+
+    plan: object
+    layer_peak_bytes: int
+    max_mac_overhead: float
+    budget: int | None = None
+
+
+def choose_patch(layer_plan, max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
+                 budget: int | None = None, verify: bool = True) -> PatchChoice:
+    """:func:`tinyjax.codegen.patch.choose_patch_plan` of a layer-by-layer plan's graph and target."""
+    from tinyjax.codegen.patch import choose_patch_plan
+
+    pp = choose_patch_plan(layer_plan.graph, layer_plan.target, max_mac_overhead=max_mac_overhead,
+                           budget=budget, verify=verify)
+    return PatchChoice(pp, layer_plan.peak_bytes, max_mac_overhead, budget)
+
+
+def patch_text(choice: PatchChoice) -> str:
+    """One line: the patch schedule, its peak, the layer-by-layer peak and the recomputed MACs; or
+    why layer by layer is used."""
+    pp, layer = choice.plan, choice.layer_peak_bytes
+    if pp is not None:
+        return (f"patch-based: first {pp.n} ops in {pp.p}x{pp.p} patches, peak {pp.peak_bytes / 1024:.1f} "
+                f"kB (layer by layer {layer / 1024:.1f} kB), +{pp.mac_overhead_fraction:.1%} MACs")
+    if choice.budget is not None and layer <= choice.budget:
+        return (f"patch-based: not needed, layer by layer ({layer / 1024:.1f} kB) fits "
+                f"{choice.budget / 1024:.1f} kB")
+    return (f"patch-based: no schedule within +{choice.max_mac_overhead * 100:g}% MACs lowers the peak; "
+            f"layer by layer {layer / 1024:.1f} kB")
 
 
 def memory_plan(spec: ModelSpec, target: str = DEFAULT_TARGET):
@@ -88,11 +138,13 @@ def _fmt_count(n: int) -> str:
 
 
 def summary(spec: ModelSpec, stats: ModelStats | None = None, target: str = DEFAULT_TARGET,
-            plan=None) -> dict:
-    """The JSON report of a model (memory figures in bytes, for ``target``)."""
+            plan=None, patch: PatchChoice | None = None) -> dict:
+    """The JSON report of a model (memory figures in bytes, for ``target``); with ``patch`` (what
+    ``--patch auto`` chose, see :func:`choose_patch`), the memory figures of the plan used and the
+    fields of :func:`tinyjax.codegen.patch.patch_summary`."""
     stats = stats or count(spec)
     gp, flash = plan or memory_plan(spec, target)
-    return {
+    out = {
         "name": spec.name,
         "resolution": spec.resolution,
         "num_classes": spec.num_classes,
@@ -108,6 +160,13 @@ def summary(spec: ModelSpec, stats: ModelStats | None = None, target: str = DEFA
                    for x in stats.layers],
         "spec": spec.to_dict(),
     }
+    if patch is not None:
+        from tinyjax.codegen.patch import patch_summary
+
+        if patch.plan is not None:
+            out["sram_lower_bound_bytes"] = patch.plan.lower_bound_bytes
+        out.update(patch_summary(patch.plan, gp.peak_bytes))
+    return out
 
 
 def stage_table(spec: ModelSpec, stats: ModelStats) -> str:
@@ -158,6 +217,39 @@ def positive_int(text: str) -> int:
     return v
 
 
+def mac_overhead_fraction(text: str) -> float:
+    """argparse type of ``--max-mac-overhead``: a fraction from 0 to 10 (a one-line error otherwise)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v <= 10:   # also NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not a MAC-overhead fraction; give a number "
+                                         "from 0 to 10, e.g. 0.15 for 15%")
+    return v
+
+
+def add_patch_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--patch auto|off`` and ``--max-mac-overhead F`` (shared by info and export); ``what``
+    completes the help of ``auto``."""
+    parser.add_argument("--patch", choices=["auto", "off"], default="off",
+                        help="'auto': patch-based inference (MCUNetV2: the first blocks run patch by "
+                             f"patch) {what}; 'off' (default): layer by layer")
+    parser.add_argument("--max-mac-overhead", type=mac_overhead_fraction, default=None, metavar="F",
+                        help="with --patch auto: the most recomputation a patch schedule may add, "
+                             f"a fraction of the network's MACs (default {DEFAULT_MAX_MAC_OVERHEAD})")
+
+
+def patch_cap(args: argparse.Namespace) -> float | None:
+    """The MAC-overhead cap of ``--patch auto`` (``None``: ``--patch off``); a
+    :class:`TinyJaxError` for ``--max-mac-overhead`` without ``--patch auto``."""
+    if args.patch != "auto":
+        if args.max_mac_overhead is not None:
+            raise TinyJaxError("--max-mac-overhead caps patch schedules; give it with --patch auto")
+        return None
+    return DEFAULT_MAX_MAC_OVERHEAD if args.max_mac_overhead is None else args.max_mac_overhead
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tinyjax.info",
@@ -178,12 +270,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "bytes, arena offsets")
     parser.add_argument("--plan-png", metavar="FILE",
                         help="write a picture of the memory plan (arena offset x op index) as "
-                             "PNG and print its path")
+                             "PNG and print its path (with --patch auto: the plan used)")
+    add_patch_arguments(parser, "for the memory figures, where it lowers the peak")
     parser.add_argument("--list", action="store_true", help="list zoo names and exit")
     args = parser.parse_args(argv)
 
     from tinyjax.codegen.kernels import get_target
     get_target(args.target)  # one-line error naming the valid targets, exit 2
+    cap = patch_cap(args)
 
     if args.list:
         from tinyjax.zoo import list_models
@@ -192,9 +286,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.model is None:
         if args.json:
             from tinyjax.zoo import get_spec, list_models
-            out = [{k: v for k, v in summary(get_spec(n), target=args.target).items()
-                    if k not in ("layers", "spec")}
-                   for n in list_models()]
+
+            def short(spec: ModelSpec) -> dict:
+                plan = memory_plan(spec, args.target)
+                patch = None if cap is None else choose_patch(plan[0], cap)
+                return {k: v for k, v in summary(spec, target=args.target, plan=plan, patch=patch).items()
+                        if k not in ("layers", "spec")}
+
+            out = [short(get_spec(n)) for n in list_models()]
             print(json.dumps(out, indent=2))
         else:
             print(zoo_table())
@@ -203,23 +302,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     stats = count(spec)
     check_resolution(spec, stats)
     plan = memory_plan(spec, args.target)
+    patch = None if cap is None else choose_patch(plan[0], cap)
     if args.plan_png:
         from tinyjax.codegen.report import plan_png
+        drawn = patch.plan if patch is not None and patch.plan is not None else plan[0]
         try:
-            Path(args.plan_png).write_bytes(plan_png(plan[0], spec.name))
+            Path(args.plan_png).write_bytes(plan_png(drawn, spec.name))
         except OSError as e:
             raise TinyJaxError(f"cannot write {args.plan_png}: {e.strerror or e}") from None
     if args.json:
-        print(json.dumps(summary(spec, stats, args.target, plan), indent=2))
+        print(json.dumps(summary(spec, stats, args.target, plan, patch), indent=2))
     elif args.layers:
         from tinyjax.codegen.report import layer_table
         print(layer_table(plan[0]))
+        if patch is not None:
+            print(patch_text(patch))
     else:
         gp, flash = plan
         print(stage_table(spec, stats))
         print(f"memory ({gp.target}): peak SRAM {gp.peak_bytes / 1024:.1f} kB (lower bound "
               f"{gp.lower_bound_bytes / 1024:.1f} kB), flash {flash / 1024:.1f} kB "
               f"(weights and constants)")
+        if patch is not None:
+            print(patch_text(patch))
     if args.plan_png:  # after the report, on stderr under --json so that stdout stays JSON
         print(f"wrote {args.plan_png}", file=sys.stderr if args.json else sys.stdout)
     return 0
