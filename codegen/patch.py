@@ -390,7 +390,7 @@ def plan_patches(graph: Graph, schedule: PatchSchedule | tuple[int, int],
     check)."""
     t = get_target(target)
     sch = schedule if isinstance(schedule, PatchSchedule) else make_schedule(graph, *schedule)
-    if sch.graph is not graph and sch.graph != graph:
+    if sch.graph is not graph and (sch.graph.ops != graph.ops or sch.graph.inputs != graph.inputs):
         raise GraphError("the patch schedule belongs to another graph")
     n, x_in, y = sch.n, graph.inputs[0], sch.output
     stage_bufs, group, stage_inplace, stage_scratch = _stage_layout(sch, t.path, in_place)

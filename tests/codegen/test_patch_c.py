@@ -1,0 +1,107 @@
+"""Patch-based inference in the generated C: the patch loop (``emit`` of a ``PatchPlan``) against
+the integer reference, bit for bit.
+
+* host: every MCUNet/Proxyless zoo model with the schedule ``choose_patch_plan`` picks (its own
+  Makefile, ``-Wall -Wextra -Werror``), two images each; mcunet_in0 and mcunet_in4 also under
+  ASan/UBSan with the DSP code path emulated and guard bands around the arena;
+* emulated Cortex-M7 (QEMU): mcunet_in0 (and Cortex-M4);
+* the header's arena is the patch plan's peak, and the model file has one patch loop.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+from export_support import make, random_qmodel
+from toolchain_gate import require_tools
+
+from tinyjax.codegen.emit import emit
+from tinyjax.codegen.interpreter import run_int8, run_int8_patched
+from tinyjax.codegen.patch import choose_patch_plan
+from tinyjax.codegen.quantize import quantize_input
+from tinyjax.zoo import get_spec, list_models
+
+MCUNET = sorted(n for n in list_models() if n.startswith("mcunet"))
+
+
+def need(*tools: str) -> None:
+    require_tools(*("gcc" if t == "cc" else t for t in tools))
+
+
+@pytest.fixture(scope="module")
+def patch_exports(tmp_path_factory):
+    """name -> (export directory, patch plan), made on first use."""
+    root = tmp_path_factory.mktemp("patch_exports")
+    made = {}
+
+    def get(name: str):
+        if name not in made:
+            qm, rng = random_qmodel(get_spec(name))
+            plan = choose_patch_plan(qm.graph, "cortex-m7")
+            assert plan is not None and plan.peak_bytes < plan.layer_peak_bytes
+            out = root / name
+            for rel, text in emit(qm, plan, "model").items():
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                (out / rel).write_text(text)
+            shape = qm.graph.tensor(qm.graph.inputs[0]).shape
+            x = quantize_input(qm, rng.standard_normal((2,) + shape[1:]).astype(np.float32))
+            logits = qm.graph.outputs[0]
+            y = run_int8(qm, x)[logits]
+            assert np.array_equal(run_int8_patched(qm, x, plan)[logits], y)
+            (out / "input.bin").write_bytes(x.tobytes())
+            (out / "expected.bin").write_bytes(y.tobytes())
+            made[name] = (out, plan)
+        return made[name]
+
+    return get
+
+
+def assert_checked(result, images: int = 2) -> None:
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{images} images, {images} bit-exact, 0 failed, 0 with writes outside the arena" in result.stdout
+
+
+@pytest.mark.parametrize("name", MCUNET)
+def test_patch_c_is_bit_exact_on_the_host(name, patch_exports):
+    need("cc", "make")
+    out, plan = patch_exports(name)
+    assert_checked(make(out, "check-host"))
+    c = (out / "model_model.c").read_text()
+    assert c.count("for (int32_t t = 0; t <") == 1
+    assert f"patch stage: ops 0..{plan.n - 1} in {plan.p}x{plan.p} patches" in c
+    h = (out / "model_model.h").read_text()
+    assert int(re.search(r"#define MODEL_ARENA_BYTES (\d+)u", h).group(1)) == plan.peak_bytes
+
+
+@pytest.mark.parametrize("name", ["mcunet_in0", "mcunet_in4"])
+def test_patch_c_under_the_sanitizers_on_the_dsp_path(name, patch_exports, tmp_path):
+    need("cc", "make")
+    src, _ = patch_exports(name)
+    out = tmp_path / name
+    shutil.copytree(src, out, ignore=shutil.ignore_patterns("build"))
+    assert_checked(make(out, "check-sanitize", EXTRA_CFLAGS="-DTJX_DSP_EMULATION -DTJX_CANARY"))
+
+
+@pytest.mark.parametrize("cpu", ["m7", "m4"])
+def test_patch_c_is_bit_exact_on_emulated_cortex_m(cpu, patch_exports):
+    need("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    out, _ = patch_exports("mcunet_in0")
+    assert_checked(make(out, f"check-{cpu}"))
+
+
+def test_a_wrong_patch_table_is_caught_by_the_check_program(patch_exports, tmp_path):
+    """The check is not vacuous: shifting one patch's output region breaks bit-exactness."""
+    need("cc", "make")
+    src, _ = patch_exports("mcunet_in0")
+    out = tmp_path / "broken"
+    shutil.copytree(src, out, ignore=shutil.ignore_patterns("build"))
+    c = (out / "model_model.c").read_text()
+    m = re.search(r"static const int32_t p_out_1\[\d+\] = \{\n    (\d+),", c)
+    assert m, "the output-region row table is where the test expects it"
+    c = c[:m.start(1)] + str(int(m.group(1)) + 1) + c[m.end(1):]
+    (out / "model_model.c").write_text(c)
+    r = make(out, "check-host")
+    assert r.returncode != 0 or "0 failed" not in r.stdout
