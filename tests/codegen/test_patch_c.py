@@ -1,10 +1,12 @@
 """Patch-based inference in the generated C: the patch loop (``emit`` of a ``PatchPlan``) against
 the integer reference, bit for bit.
 
-* host: every MCUNet/Proxyless zoo model with the schedule ``choose_patch_plan`` picks (its own
+* host: every MCUNet zoo model with the schedule ``choose_patch_plan`` picks (its own
   Makefile, ``-Wall -Wextra -Werror``), two images each; mcunet_in0 and mcunet_in4 also under
   ASan/UBSan with the DSP code path emulated and guard bands around the arena;
 * emulated Cortex-M7 (QEMU): mcunet_in0 (and Cortex-M4);
+* ``slow`` (run by CI after the default suite): the int4 variants, mbv2-w0.3 and proxyless-w0.25 on
+  the host, mcunet_in4 under the sanitizers, Cortex-M4;
 * the header's arena is the patch plan's peak, and the model file has one patch loop.
 """
 
@@ -25,6 +27,14 @@ from tinyjax.codegen.quantize import quantize_input
 from tinyjax.zoo import get_spec, list_models
 
 MCUNET = sorted(n for n in list_models() if n.startswith("mcunet"))
+#: in the default suite; the other MCUNet models (int4 variants, the smaller mbv2 and proxyless) are
+#: ``slow``, which CI runs too (.ci/run)
+DEFAULT = ("mcunet_in0", "mcunet_in1", "mcunet_in2", "mcunet_in3", "mcunet_in4", "mcunet_mbv2_w035",
+           "mcunet_proxyless_w03")
+
+
+def slow_unless(names, default):
+    return [n if n in default else pytest.param(n, marks=pytest.mark.slow) for n in names]
 
 
 def need(*tools: str) -> None:
@@ -64,7 +74,7 @@ def assert_checked(result, images: int = 2) -> None:
     assert f"{images} images, {images} bit-exact, 0 failed, 0 with writes outside the arena" in result.stdout
 
 
-@pytest.mark.parametrize("name", MCUNET)
+@pytest.mark.parametrize("name", slow_unless(MCUNET, DEFAULT))
 def test_patch_c_is_bit_exact_on_the_host(name, patch_exports):
     need("cc", "make")
     out, plan = patch_exports(name)
@@ -76,7 +86,7 @@ def test_patch_c_is_bit_exact_on_the_host(name, patch_exports):
     assert int(re.search(r"#define MODEL_ARENA_BYTES (\d+)u", h).group(1)) == plan.peak_bytes
 
 
-@pytest.mark.parametrize("name", ["mcunet_in0", "mcunet_in4"])
+@pytest.mark.parametrize("name", slow_unless(["mcunet_in0", "mcunet_in4"], ("mcunet_in0",)))
 def test_patch_c_under_the_sanitizers_on_the_dsp_path(name, patch_exports, tmp_path):
     need("cc", "make")
     src, _ = patch_exports(name)
@@ -85,7 +95,7 @@ def test_patch_c_under_the_sanitizers_on_the_dsp_path(name, patch_exports, tmp_p
     assert_checked(make(out, "check-sanitize", EXTRA_CFLAGS="-DTJX_DSP_EMULATION -DTJX_CANARY"))
 
 
-@pytest.mark.parametrize("cpu", ["m7", "m4"])
+@pytest.mark.parametrize("cpu", slow_unless(["m7", "m4"], ("m7",)))
 def test_patch_c_is_bit_exact_on_emulated_cortex_m(cpu, patch_exports):
     need("arm-none-eabi-gcc", "qemu-system-arm", "make")
     out, _ = patch_exports("mcunet_in0")

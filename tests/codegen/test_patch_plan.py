@@ -58,7 +58,13 @@ def schedules(graph):
     return out
 
 
-@pytest.mark.parametrize("name", list_models())
+#: the zoo's large networks (224 px, int4 variants at full size): ``slow``, which CI runs (.ci/run)
+LARGE = ("mobilenetv2", "proxylessnas", "efficientnet_b0", "efficientnet_bm1", "tinynet_a", "tinynet_b",
+         "_int4")
+
+
+@pytest.mark.parametrize("name", [n if not any(k in n for k in LARGE) else
+                                  pytest.param(n, marks=pytest.mark.slow) for n in list_models()])
 def test_patched_reference_equals_layer_by_layer_on_every_zoo_model(name):
     qm, rng = random_qmodel(get_spec(name), calib_images=1)
     x = image(qm, rng)
