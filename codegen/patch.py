@@ -41,6 +41,7 @@ overhead whose peak fits (``None``: layer by layer is best, or fits already).
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -236,7 +237,11 @@ def make_schedule(graph: Graph, n: int, p: int) -> PatchSchedule:
                          f"lengths: {', '.join(map(str, cuts)) or 'none'}")
     out = graph.ops[n - 1].output
     _, h, w, _ = graph.tensor(out).shape
-    if not isinstance(p, int) or p < 1 or p > min(h, w):
+    try:
+        p = operator.index(p)
+    except TypeError:
+        raise GraphError(f"patches per side must be an integer, got {p!r}") from None
+    if p < 1 or p > min(h, w):
         raise GraphError(f"{p} patches per side do not split the {h}x{w} stage output {out}; "
                          f"use 1 to {min(h, w)}")
     rows, row_pads = zip(*(_propagate(graph, n, band, 1) for band in _split(h, p)))

@@ -171,11 +171,15 @@ def test_bad_schedules_are_one_line_errors():
     graph = graph_from_spec(get_spec("mcunet_in0"))
     cuts = stage_cuts(graph)
     with pytest.raises(GraphError, match=r"the first 2 ops are not a patch stage.*valid stage lengths: "
-                                         + ", ".join(map(str, cuts))):
+                                         + ", ".join(map(str, cuts))) as e:
         make_schedule(graph, 2, 2)
+    assert "\n" not in str(e.value)
     _, h, w, _ = graph.tensor(graph.ops[cuts[-1] - 1].output).shape
-    with pytest.raises(GraphError, match=f"use 1 to {min(h, w)}"):
-        make_schedule(graph, cuts[-1], min(h, w) + 1)
+    assert make_schedule(graph, cuts[-1], np.int64(2)).p == 2      # any integer type
+    for p in (0, min(h, w) + 1):
+        with pytest.raises(GraphError, match=f"use 1 to {min(h, w)}$") as e:
+            make_schedule(graph, cuts[-1], p)
+        assert "\n" not in str(e.value)
 
 
 def test_se_blocks_end_the_stage():
@@ -231,9 +235,13 @@ def test_under_a_budget_the_least_overhead_that_fits(name):
     assert plan.mac_overhead_fraction == pytest.approx(min(f for f, peak, _, _ in options if peak <= budget))
 
 
-def test_a_tighter_cap_is_kept():
-    graph = graph_from_spec(get_spec("mcunet_in2"))
+@pytest.mark.parametrize("name", ["mcunet_in1", "mcunet_in4"])
+def test_a_tighter_cap_is_kept(name):
+    """At 2% the cap binds (the default 15% picks more overhead) and the chooser still finds the
+    smallest peak within it; at 0 no schedule with p >= 2 is allowed."""
+    graph = graph_from_spec(get_spec(name))
+    assert choose_patch_plan(graph).mac_overhead_fraction > 0.02
     plan = choose_patch_plan(graph, max_mac_overhead=0.02)
-    assert plan is None or plan.mac_overhead_fraction <= 0.02
-    assert choose_patch_plan(graph, max_mac_overhead=0.0) is None or \
-        choose_patch_plan(graph, max_mac_overhead=0.0).mac_overhead == 0
+    assert plan is not None and 0 < plan.mac_overhead_fraction <= 0.02
+    assert plan.peak_bytes == min(peak for _, peak, _, _ in brute_force(graph, 0.02))
+    assert choose_patch_plan(graph, max_mac_overhead=0.0) is None
