@@ -18,7 +18,7 @@ IMAGENET = str(CONFIGS / "search_imagenet.py")
 KEYS = {
     "": {"space", "stage1", "supernet", "evolution", "finetune", "data", "export"},
     "space": {"widths", "resolutions", "kernels", "expands", "depths"},
-    "stage1": {"samples", "seed", "min_fraction", "workers"},
+    "stage1": {"samples", "patch_samples", "seed", "min_fraction", "workers"},
     "supernet": set(supernet_defaults().keys()),
     "evolution": {"population", "generations", "parent_ratio", "mutation_ratio", "mutate_prob", "seed"},
     "data": {"name", "num_classes", "num_classes_subset", "subset_seed", "holdout", "max_images",
