@@ -58,13 +58,14 @@ def schedules(graph):
     return out
 
 
-#: the zoo's large networks (224 px, int4 variants at full size): ``slow``, which CI runs (.ci/run)
-LARGE = ("mobilenetv2", "proxylessnas", "efficientnet_b0", "efficientnet_bm1", "tinynet_a", "tinynet_b",
-         "_int4")
+#: in the default suite; the rest of the zoo (the 224-px networks, EfficientNet/TinyNet, the int4
+#: variants) is ``slow``, which CI runs too (.ci/run)
+DEFAULT_ZOO = ("mcunet_in0", "mcunet_in1", "mcunet_in2", "mcunet_in3", "mcunet_in4", "mcunet_mbv2_w035",
+               "mcunet_proxyless_w03", "tinynet_e")
 
 
-@pytest.mark.parametrize("name", [n if not any(k in n for k in LARGE) else
-                                  pytest.param(n, marks=pytest.mark.slow) for n in list_models()])
+@pytest.mark.parametrize("name", [n if n in DEFAULT_ZOO else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in list_models()])
 def test_patched_reference_equals_layer_by_layer_on_every_zoo_model(name):
     qm, rng = random_qmodel(get_spec(name), calib_images=1)
     x = image(qm, rng)
