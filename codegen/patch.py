@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -54,6 +54,7 @@ from tinyjax.codegen.kernels import DEFAULT_TARGET, KernelChoice, get_target
 from tinyjax.codegen.memory import _buffer, _layout, _plan, _Static, plan_graph, scratch_name
 from tinyjax.codegen.ops import OPS
 from tinyjax.codegen.planner import DEFAULT_ALIGNMENT, MemoryPlan, lower_bound
+from tinyjax.codegen.planner import verify as check_plan
 
 __all__ = [
     "DEFAULT_MAX_MAC_OVERHEAD",
@@ -397,13 +398,29 @@ def plan_patches(graph: Graph, schedule: PatchSchedule | tuple[int, int],
     sch = schedule if isinstance(schedule, PatchSchedule) else make_schedule(graph, *schedule)
     if sch.graph is not graph and (sch.graph.ops != graph.ops or sch.graph.inputs != graph.inputs):
         raise GraphError("the patch schedule belongs to another graph")
+    if layer_peak_bytes is None:
+        layer_peak_bytes = plan_graph(graph, t.name, verify=False).peak_bytes
+    return _plan_patches(graph, sch, t, _Rest(graph, sch.n, t, in_place), alignment, in_place,
+                         verify, layer_peak_bytes)
+
+
+class _Rest:
+    """The layer-by-layer rest after a cut, laid out as ``plan_graph`` lays out a graph whose input
+    is the stage output (positions from 0; independent of ``p``, so made once per cut)."""
+
+    __slots__ = ("graph", "static", "layout")
+
+    def __init__(self, graph: Graph, n: int, t, in_place: bool) -> None:
+        self.graph = Graph(graph.tensors, graph.ops[n:], (graph.ops[n - 1].output,), graph.outputs)
+        self.static = _Static(self.graph, t)
+        self.layout = _layout(self.static, tuple(range(len(self.graph.ops))), in_place, True)
+
+
+def _plan_patches(graph: Graph, sch: PatchSchedule, t, rest: _Rest, alignment: int, in_place: bool,
+                  verify: bool, layer_peak_bytes: int) -> PatchPlan:
     n, x_in, y = sch.n, graph.inputs[0], sch.output
     stage_bufs, group, stage_inplace, stage_scratch = _stage_layout(sch, t.path, in_place)
-    # the rest, layer by layer, as plan_graph lays out a graph whose input is the stage output
-    rest = Graph(graph.tensors, graph.ops[n:], (y,), graph.outputs)
-    st = _Static(rest, t)
     shift = n + 2
-    orders = [_layout(st, tuple(range(len(rest.ops))), in_place, True)]
 
     def combined(lay):
         bufs = list(stage_bufs)
@@ -413,24 +430,23 @@ def plan_patches(graph: Graph, schedule: PatchSchedule | tuple[int, int],
             bufs.append(_buffer(b.name, b.size, first, b.last_use + shift))
         return bufs
 
-    lay = orders[0]
+    lay = rest.layout
     mp = _plan(combined(lay), "portfolio", alignment, verify)
     if mp.peak_bytes > mp.lower_bound_bytes and in_place:
-        alt = _layout(st, lay.order, in_place, False)
+        alt = _layout(rest.static, lay.order, in_place, False)
         mp2 = _plan(combined(alt), "portfolio", alignment, verify)
         if mp2.peak_bytes < mp.peak_bytes:
             lay, mp = alt, mp2
+    rest_ops = rest.graph.ops
     offset = dict(zip((b.name for b in mp.buffers), mp.offsets))
     tensor_offsets = {x_in: offset[x_in]}
     tensor_offsets.update({tn: offset[g] for tn, g in lay.tensor_group.items()})
     region_offsets = {tn: offset[region_buffer(g)] for tn, g in group.items()}
     scratch_offsets = {name: offset["patch@" + scratch_name(name)] for name in stage_scratch}
-    scratch_offsets.update({rest.ops[i].name: offset[scratch_name(rest.ops[i].name)]
+    scratch_offsets.update({rest_ops[i].name: offset[scratch_name(rest_ops[i].name)]
                             for i, _, _ in lay.scratch})
     scratch_bytes = {name: s for name, (_, s) in stage_scratch.items()}
-    scratch_bytes.update({rest.ops[i].name: s for i, _, s in lay.scratch})
-    if layer_peak_bytes is None:
-        layer_peak_bytes = plan_graph(graph, t.name, verify=False).peak_bytes
+    scratch_bytes.update({rest_ops[i].name: s for i, _, s in lay.scratch})
     return PatchPlan(
         graph=graph, target=t.name, schedule=sch, order=tuple(op.name for op in graph.ops),
         memory_plan=mp, layer_peak_bytes=layer_peak_bytes,
@@ -441,24 +457,18 @@ def plan_patches(graph: Graph, schedule: PatchSchedule | tuple[int, int],
         scratch_bytes=MappingProxyType(scratch_bytes))
 
 
-def _rest_lower_bounds(graph: Graph, target: str, cuts: Sequence[int]) -> dict[int, int]:
-    """For each cut, a lower bound of any patch plan's peak: the rest's own buffers (layer by
-    layer from the cut) and the input image with the stage output."""
-    t = get_target(target)
-    out = {}
-    for c in cuts:
-        y = graph.ops[c - 1].output
-        rest = Graph(graph.tensors, graph.ops[c:], (y,), graph.outputs)
-        lay = _layout(_Static(rest, t), tuple(range(len(rest.ops))), True, True)
-        image = graph.tensor(graph.inputs[0]).nbytes + graph.tensor(y).nbytes
-        out[c] = max(lower_bound(lay.buffers, DEFAULT_ALIGNMENT), image)
-    return out
+def _lower_bound(graph: Graph, rest: _Rest) -> int:
+    """A lower bound of any patch plan's peak at this cut: the rest's own buffers (layer by layer
+    from the cut) and the input image with the stage output."""
+    image = graph.tensor(graph.inputs[0]).nbytes + graph.tensor(rest.graph.inputs[0]).nbytes
+    return max(lower_bound(rest.layout.buffers, DEFAULT_ALIGNMENT), image)
 
 
 def choose_patch_plan(graph: Graph, target: str = DEFAULT_TARGET, *,
                       max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
                       budget: int | None = None, verify: bool = True,
-                      max_patches: int = MAX_PATCHES_PER_SIDE) -> PatchPlan | None:
+                      max_patches: int = MAX_PATCHES_PER_SIDE,
+                      layer_peak_bytes: int | None = None) -> PatchPlan | None:
     """The patch plan to use, or ``None`` when layer by layer is as good.
 
     Without ``budget``: the smallest peak over every stage cut and ``p`` in 2 … ``max_patches``
@@ -467,21 +477,25 @@ def choose_patch_plan(graph: Graph, target: str = DEFAULT_TARGET, *,
     With ``budget`` (bytes): ``None`` when layer by layer fits; else the least overhead within
     the cap whose peak fits (ties: the smaller peak); when none fits, the smallest peak within the
     cap (the caller sees it does not fit), or ``None`` if no schedule is within the cap.
+    ``layer_peak_bytes``: the layer-by-layer peak when the caller has it (else it is planned).
     """
     if not (0 <= max_mac_overhead):
         raise ValueError(f"max_mac_overhead must be >= 0, got {max_mac_overhead}")
     t = get_target(target)
-    layer_peak = plan_graph(graph, t.name, verify=False).peak_bytes
+    layer_peak = layer_peak_bytes
+    if layer_peak is None:
+        layer_peak = plan_graph(graph, t.name, verify=False).peak_bytes
     if budget is not None and layer_peak <= budget:
         return None
     cuts = stage_cuts(graph)
     if not cuts:
         return None
-    bounds = _rest_lower_bounds(graph, t.name, cuts)
+    rests = {c: _Rest(graph, c, t, True) for c in cuts}
+    bounds = {c: _lower_bound(graph, rest) for c, rest in rests.items()}
     total_macs = max(1, graph.total_macs())
-    best = None        # (key, n, p, peak)
+    best = None        # (key, plan)
     for c in cuts:
-        if best is not None and budget is None and bounds[c] >= best[3]:
+        if best is not None and budget is None and bounds[c] >= best[1].peak_bytes:
             continue
         if budget is not None and bounds[c] > budget and best is not None:
             continue
@@ -496,21 +510,24 @@ def choose_patch_plan(graph: Graph, target: str = DEFAULT_TARGET, *,
                 break          # more patches only recompute more
             if budget is not None and best is not None and best[0][0] == 0 and frac >= best[0][1]:
                 break          # a fitting schedule with less overhead is known
-            peak = plan_patches(graph, sch, t.name, verify=False, layer_peak_bytes=layer_peak).peak_bytes
+            pp = _plan_patches(graph, sch, t, rests[c], DEFAULT_ALIGNMENT, True, False, layer_peak)
+            peak = pp.peak_bytes
             if budget is None or peak > budget:
                 key = (0 if budget is None else 1, peak, frac)
             else:
                 key = (0, frac, peak)
             if best is None or key < best[0]:
-                best = (key, c, p, peak)
+                best = (key, pp)
             if budget is not None and peak <= budget:
                 break          # the least overhead that fits at this cut
     if best is None:
         return None
-    _, c, p, peak = best
-    if budget is None and peak >= layer_peak:
+    pp = best[1]
+    if budget is None and pp.peak_bytes >= layer_peak:
         return None
-    return plan_patches(graph, (c, p), t.name, verify=verify, layer_peak_bytes=layer_peak)
+    if verify:       # the same placement, checked (plan_patches(..., verify=True) gives these offsets)
+        check_plan(pp.memory_plan)
+    return pp
 
 
 def patch_summary(plan: PatchPlan | None, layer_peak_bytes: int) -> dict:

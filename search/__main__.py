@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tinyjax.errors import TinyJaxError, run_cli
+from tinyjax.info import DEFAULT_MAX_MAC_OVERHEAD, mac_overhead_fraction, patch_cap
 
 MAX_ERROR = 0.05   # a target the formula's networks miss by more than this is refused
 DEFAULT_WORKDIR = "runs/search"
@@ -77,7 +78,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="tinynas: 'auto' lets a network fit with patch-based inference (MCUNetV2: the "
                         "first blocks run patch by patch) when its layer-by-layer plan does not; "
                         "'off' (default) plans layer by layer")
-    p.add_argument("--max-mac-overhead", type=_fraction, default=None, metavar="F",
+    p.add_argument("--max-mac-overhead", type=mac_overhead_fraction, default=None, metavar="F",
                    help="tinynas --patch auto: the most recomputation a patch schedule may add, a "
                         "fraction of the network's MACs (default 0.15)")
     p.add_argument("--workdir", metavar="DIR", help="tinynas: work directory, resumed when the same "
@@ -131,17 +132,6 @@ def _check_modes(args) -> None:
     if not (args.flops or args.method or args.refit or args.check or args.fit_builtin):
         raise TinyJaxError("nothing to do: give --flops MACS, --method rubik --budget SIZE, "
                            "--refit WORKDIR, --check or --fit-builtin (see --help)")
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0 <= v <= 10:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a MAC-overhead fraction; give a number "
-                                         "from 0 to 10, e.g. 0.15 for 15%")
-    return v
 
 
 def _classes(text: str) -> int:
@@ -246,11 +236,9 @@ def _tinynas(args) -> int:
     if reserve >= sram:
         raise TinyJaxError(f"--reserve {args.reserve} leaves no SRAM of the {format_bytes(sram)} budget "
                            "for the network")
-    overhead = 0.15 if args.max_mac_overhead is None else args.max_mac_overhead
-    if args.max_mac_overhead is not None and args.patch != "auto":
-        raise TinyJaxError("--max-mac-overhead caps patch schedules; give it with --patch auto")
-    budget = Budget(sram - reserve, flash, target, reserve, args.device, patch=args.patch == "auto",
-                    max_mac_overhead=overhead)
+    cap = patch_cap(args)
+    budget = Budget(sram - reserve, flash, target, reserve, args.device, patch=cap is not None,
+                    max_mac_overhead=DEFAULT_MAX_MAC_OVERHEAD if cap is None else cap)
     config = args.config or str(_repo_config(DEFAULT_CONFIG))
     cfg = apply_overrides(load_config(config), args.overrides)
     print(f"TinyNAS under {budget.text()}; config {config}; work directory {args.workdir or DEFAULT_WORKDIR}",

@@ -117,7 +117,7 @@ class MemoryCheck:
         from tinyjax.codegen.patch import choose_patch_plan
 
         pp = choose_patch_plan(graph, self.target, max_mac_overhead=self.max_mac_overhead,
-                               budget=self.sram_bytes, verify=verify)
+                               budget=self.sram_bytes, verify=verify, layer_peak_bytes=layer_peak)
         return layer_peak if pp is None else min(layer_peak, pp.peak_bytes)
 
     def _fits(self, peak: int, flash: int) -> bool:

@@ -320,7 +320,8 @@ def _patch_peak(space: SearchSpace, arch, sram_bytes: int, target: str, cap: flo
     layer = plan_graph(graph, target, verify=False).peak_bytes
     if graph.tensor(graph.inputs[0]).nbytes > sram_bytes:     # the image alone does not fit
         return layer
-    pp = choose_patch_plan(graph, target, max_mac_overhead=cap, budget=sram_bytes, verify=False)
+    pp = choose_patch_plan(graph, target, max_mac_overhead=cap, budget=sram_bytes, verify=False,
+                           layer_peak_bytes=layer)
     return layer if pp is None else min(layer, pp.peak_bytes)
 
 

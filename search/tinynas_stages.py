@@ -247,7 +247,7 @@ def _patch_fields(budget, spec) -> dict:
     graph = graph_from_spec(spec)
     layer = plan_graph(graph, budget.target).peak_bytes
     pp = choose_patch_plan(graph, budget.target, max_mac_overhead=budget.max_mac_overhead,
-                           budget=budget.sram_bytes)
+                           budget=budget.sram_bytes, layer_peak_bytes=layer)
     out = patch_summary(pp, layer)
     out.pop("peak_sram_bytes")
     return out

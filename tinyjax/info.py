@@ -66,7 +66,7 @@ def choose_patch(layer_plan, max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
     from tinyjax.codegen.patch import choose_patch_plan
 
     pp = choose_patch_plan(layer_plan.graph, layer_plan.target, max_mac_overhead=max_mac_overhead,
-                           budget=budget, verify=verify)
+                           budget=budget, verify=verify, layer_peak_bytes=layer_plan.peak_bytes)
     return PatchChoice(pp, layer_plan.peak_bytes, max_mac_overhead, budget)
 
 
