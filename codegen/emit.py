@@ -114,7 +114,7 @@ class CallWriter:
         self._tag = ""
         self._req = 0
         self._tables: dict[str, tuple[str, list[str]]] = {}
-        self._arrays_done: dict[tuple[int, str], str] = {}
+        self._arrays_done: set[tuple[int, str]] = set()   # weights already written (stage ops)
 
     def begin(self, index: int, op, tag: str = "") -> None:
         self._op, self._index = op, index
@@ -183,12 +183,11 @@ class CallWriter:
 
     def size_of(self, tensor: str) -> str:
         """Elements of the tensor (of a row of the output, in a row loop)."""
-        shape = self.shape_of(tensor)
         if self._rows:                       # a row loop: one row of the output
             out = self.shape_of(self._op.output)
             return self.value(out[2] * out[3])
         n = 1
-        for d in shape:
+        for d in self.shape_of(tensor):
             n *= d
         return self.value(n)
 
@@ -244,7 +243,7 @@ class CallWriter:
         name = f"{self.prefix}_op{self._index}_{field}"
         if (self._index, field) in self._arrays_done:      # a stage op, in a later patch
             return name
-        self._arrays_done[(self._index, field)] = name
+        self._arrays_done.add((self._index, field))
         self.externs.append(f"extern const {ctype} {name}[{a.size}];")
         self.arrays.append(f"/* {self._op.name}: {field} {tuple(a.shape)} */\n"
                            f"{self.prefix.upper()}_CONST {ctype} {name}[{a.size}] = {{\n"
