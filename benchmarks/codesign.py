@@ -35,8 +35,8 @@ def scaled_mbv2(budget, num_classes: int, resolutions) -> tuple[object, int, int
     """``(spec, peak, flash)``: the MobileNetV2 with the most MACs whose plan fits ``budget``
     (``budget.in_place`` picks the planner)."""
     from tinyjax.codegen.graph import graph_from_spec
-    from tinyjax.codegen.kernels import flash_bytes
-    from tinyjax.codegen.memory import plan_graph
+    from tinyjax.codegen.plan.graph_plan import plan_graph
+    from tinyjax.codegen.targets import flash_bytes
     from tinyjax.counting import count
     from tinyjax.zoo import mobilenetv2
 
@@ -59,8 +59,8 @@ def scaled_mbv2(budget, num_classes: int, resolutions) -> tuple[object, int, int
 
 def train(cfg, spec, workdir: Path) -> float:
     from tinyjax.progress import Progress
-    from tinyjax.search.tinynas_stages import train_config
-    from tinyjax.trainer import train_and_evaluate
+    from tinyjax.search.tinynas.stages import train_config
+    from tinyjax.train.trainer import train_and_evaluate
 
     with Progress(f"codesign [{workdir.name}]", stream=sys.stderr) as progress:
         result = train_and_evaluate(train_config(cfg, spec), workdir, progress=progress)
@@ -79,12 +79,12 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="the runlocal config: a smoke test")
     a = p.parse_args(argv)
 
-    from tinyjax.codegen.memory import peak_sram_bytes
-    from tinyjax.config import load_config
+    from tinyjax.codegen.plan.graph_plan import peak_sram_bytes
     from tinyjax.counting import count
-    from tinyjax.search.tinynas import Budget, run_search
-    from tinyjax.search.units import format_bytes, format_count, parse_bytes
+    from tinyjax.search.tinynas.run import Budget, run_search
     from tinyjax.spec import ModelSpec
+    from tinyjax.train.config import load_config
+    from tinyjax.units import format_bytes, format_count, parse_bytes
 
     cfg = load_config(str(REPO / "configs/search_embedded.py") + (":runlocal" if a.quick else ""))
     wd = Path(a.workdir)

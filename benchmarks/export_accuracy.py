@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tinyjax.errors import TinyJaxError
     from tinyjax.export import main as export_main
-    from tinyjax.runs import eval_images, load_run
+    from tinyjax.train.runs import eval_images, load_run
 
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="tjx-e2e-") as tmp:

@@ -22,7 +22,7 @@ import statistics
 import time
 
 from tinyjax.codegen.graph import graph_from_spec
-from tinyjax.codegen.memory import plan_graph
+from tinyjax.codegen.plan.graph_plan import plan_graph
 from tinyjax.spec import BlockSpec, HeadSpec, ModelSpec, StageSpec, StemSpec, make_divisible
 from tinyjax.zoo import get_spec
 

@@ -10,11 +10,11 @@ depend on the values), then the export's own Makefile builds:
   handler, the arena, no C library start-up). ``arm-none-eabi-size`` gives SRAM = data + bss
   (the arena; the stack is not counted, as in the peers' figures) and flash = text + data (weights,
   parameters, kernels, call sequence). These sit next to TinyEngine's and X-CUBE-AI 7.3's published
-  STM32H743 figures (REFERENCES.md; kB = 1024 B), with the ratio to the better of the two.
+  STM32H743 figures (docs/papers.md; kB = 1024 B), with the ratio to the better of the two.
 * ``make cortex-m7`` / ``cortex-m4`` (the check program on QEMU's mps2-an500 / mps2-an386, which
   also compares the output with the integer reference's and measures the stack the network uses by
   painting it): the exact number of instructions executed inside ``<prefix>_invoke``
-  (:func:`tinyjax.codegen.toolchain.count_instructions`), per MAC, with
+  (:func:`tinyjax.codegen.emit.toolchain.count_instructions`), per MAC, with
   tinyjax's DSP (SIMD) kernels and with the same network on its plain-C kernels (``-DTJX_PLAIN_C``).
 
 Goals (issue 9): SRAM and flash at or below the best peer for every model; at most 2.0
@@ -86,7 +86,7 @@ def instructions(out: Path, cpu: str, plain: bool, cmsis_nn: str | None = None) 
     """``(instructions, stack bytes)`` of one model_invoke on ``cpu`` (the check program runs
     input.bin once, compares it with the integer reference's output, a wrong result raises, and
     measures the stack by painting)."""
-    from tinyjax.codegen import toolchain
+    from tinyjax.codegen.emit import toolchain
 
     d = out.parent / f"{out.name}-{cpu}-{'plain' if plain else 'dsp'}{'-cmsis' if cmsis_nn else ''}"
     if d.exists():
@@ -102,9 +102,9 @@ def instructions(out: Path, cpu: str, plain: bool, cmsis_nn: str | None = None) 
 
 
 def measure(name: str, root: Path, cpus: Sequence[str], cmsis_nn: str | None) -> dict:
-    from tinyjax.codegen import toolchain
+    from tinyjax.codegen.emit import toolchain
     from tinyjax.codegen.graph import graph_from_spec
-    from tinyjax.codegen.memory import peak_sram_bytes
+    from tinyjax.codegen.plan.graph_plan import peak_sram_bytes
     from tinyjax.zoo import get_spec
 
     spec = get_spec(name)
@@ -134,7 +134,7 @@ def verdict(ours: float, peers: tuple[float, float]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from tinyjax.codegen import toolchain
+    from tinyjax.codegen.emit import toolchain
 
     for tool in ("make", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-objdump",
                  "qemu-system-arm"):
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.models:
             print(f"{name}: exporting, building, counting on {', '.join(cpus)} ...", flush=True)
             rows.append(measure(name, root, cpus, args.cmsis_nn))
-    print("\nSTM32H743 peers: TinyEngine and X-CUBE-AI 7.3 (REFERENCES.md); kB = 1024 B; tinyjax: "
+    print("\nSTM32H743 peers: TinyEngine and X-CUBE-AI 7.3 (docs/papers.md); kB = 1024 B; tinyjax: "
           "firmware image on Cortex-M7, arm-none-eabi-size (SRAM = data + bss; stack not counted, as "
           "in the peers' figures, and printed below)")
     print(f"{'model':22s} {'SRAM kB':>8s} {'TinyEng':>8s} {'X-CUBE':>7s} {'ratio':>13s}   "

@@ -6,7 +6,7 @@ layer and patch-based.
 For each model: tinyjax's planned arena (default planner, everything counted: input image,
 activations, per-kernel scratch, 16-byte alignment), the greedy-by-size planner (TFLite Micro's
 idea) on the very same buffers, the lower bound of those buffers, the same plan without in-place
-updates, and the published peak SRAM of the two peers of shared/REFERENCES.md: TinyEngine and
+updates, and the published peak SRAM of the two peers of docs/papers.md: TinyEngine and
 X-CUBE-AI 7.3, both from the STM32H743 table of the TinyEngine README (mcunet-in0..in4,
 proxyless-w0.3-r176). mbv2-w0.35-r144 is not in that table: its only figure is TinyEngine's on
 the STM32F746 in the MCUNet paper (an older run), marked F746. The best peer is the lower of
@@ -14,7 +14,7 @@ the two; tinyjax is "behind" where its peak is above it. X-CUBE-AI's figures are
 published (its RAM may or may not include the input buffer; tinyjax's always does).
 kB = 1024 bytes. Goal: tinyjax <= best peer and within 5% of the lower bound on every model.
 
-The second table is patch-based inference (MCUNetV2, ``tinyjax.codegen.patch``): for the same
+The second table is patch-based inference (MCUNetV2, ``tinyjax.codegen.plan.patch``): for the same
 models and MobileNetV2-1.0 at 224 (``mobilenetv2_100``), the layer-by-layer peak, the peak of
 ``choose_patch_plan`` (the smallest peak whose recomputed MACs are at most ``--max-mac-overhead``,
 default 0.15 of the network's), its schedule (the first n ops in p x p patches), the recomputed
@@ -32,9 +32,9 @@ from __future__ import annotations
 import argparse
 
 from tinyjax.codegen.graph import graph_from_spec
-from tinyjax.codegen.memory import plan_graph
-from tinyjax.codegen.patch import DEFAULT_MAX_MAC_OVERHEAD, choose_patch_plan
-from tinyjax.codegen.planner import plan
+from tinyjax.codegen.plan.buffers import plan
+from tinyjax.codegen.plan.graph_plan import plan_graph
+from tinyjax.codegen.plan.patch import DEFAULT_MAX_MAC_OVERHEAD, choose_patch_plan
 from tinyjax.zoo import get_spec
 
 #: model: (TinyEngine kB, X-CUBE-AI 7.3 kB or None, board of those figures)

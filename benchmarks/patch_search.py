@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def patch_samples(config: str) -> int:
-    from tinyjax.config import load_config
+    from tinyjax.train.config import load_config
 
     cfg = load_config(config)
     return int(cfg.stage1.get("patch_samples", cfg.stage1.samples))

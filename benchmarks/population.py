@@ -22,7 +22,7 @@ import numpy as np
 from ml_collections import ConfigDict
 from timing import median_times  # benchmarks/timing.py (the script's own folder)
 
-from tinyjax import optim, run_setup, sharding, steps
+from tinyjax.train import optim, run_setup, sharding, steps
 from tinyjax.zoo import get_spec
 
 

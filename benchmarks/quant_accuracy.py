@@ -4,16 +4,16 @@
     python benchmarks/quant_accuracy.py --workdir W [--config FILE.py]
                                         [--calib-batches 8] [--method minmax|percentile]
 
-Loads the latest checkpoint of the run in ``W`` with :func:`tinyjax.runs.load_run` (the EMA
+Loads the latest checkpoint of the run in ``W`` with :func:`tinyjax.train.runs.load_run` (the EMA
 weights when the config enables an EMA, else the weights themselves), folds BatchNorm, calibrates
 activation ranges on ``--calib-batches`` training batches (the training pipeline, augmentation
 included), quantises to int8 (TFLite/CMSIS-NN scheme) and evaluates on the whole evaluation split:
 
 * the float model (``model.apply`` under ``jax.jit``),
-* the int8 model run by :func:`tinyjax.codegen.interpreter.run_int8` (bit-exact CMSIS-NN
+* the int8 model run by :func:`tinyjax.codegen.quant.interpreter.run_int8` (bit-exact CMSIS-NN
   kernels, what the generated C computes),
 * the fake-quantised float simulation of the same int8 model (the float model with the deployed
-  kernels' rounding rules, :func:`tinyjax.codegen.interpreter.run_fake_quant`).
+  kernels' rounding rules, :func:`tinyjax.codegen.quant.interpreter.run_fake_quant`).
 
 It prints both top-1s, their difference in points, how often the predictions agree, and how
 closely the integer logits follow the float simulation (share of logits within one int8 step of
@@ -60,11 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import jax
     import numpy as np
 
-    from tinyjax.codegen import interpreter
-    from tinyjax.codegen import quantize as Q
+    from tinyjax.codegen.quant import interpreter
+    from tinyjax.codegen.quant import quantize as Q
     from tinyjax.data import pipeline
     from tinyjax.errors import TinyJaxError
-    from tinyjax.runs import load_run, train_images
+    from tinyjax.train.runs import load_run, train_images
 
     if args.calib_batches < 1:
         raise TinyJaxError("--calib-batches must be at least 1")

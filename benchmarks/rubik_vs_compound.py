@@ -51,7 +51,7 @@ def compound_phi(macs_target: int, lo: float = -12.0, hi: float = 0.0) -> float:
 
 def networks(target: int) -> dict:
     """``{"rubik": (spec, label), "compound": (spec, label)}`` at ``target`` MACs."""
-    from tinyjax.search.rubik import builtin_formula, solve
+    from tinyjax.search.rubik.formula import builtin_formula, solve
 
     sol = solve(builtin_formula(), target)
     phi = compound_phi(target)
@@ -63,7 +63,7 @@ def networks(target: int) -> dict:
 def train_seeds(cfg, spec, workdir: Path, seeds: int) -> np.ndarray:
     """Top-1 of ``seeds`` members (seeds ``cfg.seed + k``) trained as one vmapped population."""
     from tinyjax.progress import Progress
-    from tinyjax.trainer import train_and_evaluate
+    from tinyjax.train.trainer import train_and_evaluate
 
     c = copy.deepcopy(cfg)
     c.spec, c.resolution = spec.to_json(indent=None), 0
@@ -102,8 +102,8 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default="runs/rubik_vs_compound", help="training runs (resumable)")
     p.add_argument("--quick", action="store_true", help="smoke run: 3 steps per network, batch 16")
     a = p.parse_args(argv)
-    from tinyjax.config import load_config
-    from tinyjax.search.sampling import parse_targets
+    from tinyjax.search.rubik.sampling import parse_targets
+    from tinyjax.train.config import load_config
 
     targets = parse_targets(a.targets)
     cfg = load_config(a.config)

@@ -3,7 +3,7 @@
     python benchmarks/supernet_vmap.py [--width 0.4] [--resolution 144] [--batch 32] [--steps 3]
                                        [--ks 1,4,8]
 
-For each K: the supernet step of ``tinyjax.search.supernet_train`` (one ``train_step`` with K
+For each K: the supernet step of ``tinyjax.search.tinynas.supernet_train`` (one ``train_step`` with K
 stacked masks: largest, smallest, K−2 random; all see the same batch) against K calls of the same
 step compiled for one mask (the sequential reference: same archs, same total sub-network images),
 median of ``--steps`` after compilation, timed in alternation. images/s counts K × batch
@@ -21,10 +21,10 @@ import jax
 import numpy as np
 from timing import median_times  # benchmarks/timing.py (the script's own folder)
 
-from tinyjax import optim
-from tinyjax.search.space import SearchSpace
-from tinyjax.search.supernet import stack_masks, supernet_defaults, supernet_model
-from tinyjax.search.supernet_train import initial_state, make_optimizer, sandwich_step, step_archs
+from tinyjax.search.tinynas.space import SearchSpace
+from tinyjax.search.tinynas.supernet import stack_masks, supernet_defaults, supernet_model
+from tinyjax.search.tinynas.supernet_train import initial_state, make_optimizer, sandwich_step, step_archs
+from tinyjax.train import optim
 
 
 def main():

@@ -45,7 +45,7 @@ def tinyjax_step(name, res, batch, dtype):
     import numpy as np
     from ml_collections import ConfigDict
 
-    from tinyjax import optim, run_setup, steps
+    from tinyjax.train import optim, run_setup, steps
     from tinyjax.zoo import get_spec
 
     spec = get_spec(name, res)

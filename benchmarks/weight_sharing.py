@@ -3,11 +3,11 @@ network trained alone for the same steps, side by side in one run.
 
     python benchmarks/weight_sharing.py [--width 0.5 --resolution 192] [--steps 60] [--workdir DIR]
 
-Both are trained by :func:`tinyjax.search.supernet_train.train_supernet` with the search config's
+Both are trained by :func:`tinyjax.search.tinynas.supernet_train.train_supernet` with the search config's
 supernet recipe (``configs/search_embedded.py``: batch, optimiser, proxy resolution): the supernet
 with the sandwich rule (K sub-networks per step: the largest, the smallest, K-2 random), the
 network alone with K = 1 (the largest only, so it gets the same steps and images but its weights
-serve nobody else). Both are scored by :class:`tinyjax.search.supernet.SubnetEvaluator` (BN
+serve nobody else). Both are scored by :class:`tinyjax.search.tinynas.supernet.SubnetEvaluator` (BN
 statistics recalibrated on training images) on the embedded dataset's validation split at the
 training resolution. Printed: top-1 of each, the difference (the cost of sharing), and the
 smallest sub-network's top-1 inside the supernet. Runs are resumable work directories.
@@ -32,12 +32,12 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default="runs/weight_sharing", help="resumable training runs")
     a = p.parse_args(argv)
 
-    from tinyjax.config import load_config
     from tinyjax.progress import Progress
-    from tinyjax.search.search_data import load_arrays
-    from tinyjax.search.space import SearchSpace
-    from tinyjax.search.supernet import SubnetEvaluator
-    from tinyjax.search.supernet_train import train_supernet
+    from tinyjax.search.tinynas.data import load_arrays
+    from tinyjax.search.tinynas.space import SearchSpace
+    from tinyjax.search.tinynas.supernet import SubnetEvaluator
+    from tinyjax.search.tinynas.supernet_train import train_supernet
+    from tinyjax.train.config import load_config
 
     cfg = load_config(str(REPO / "configs/search_embedded.py"))
     space = SearchSpace(a.width, a.resolution, int(cfg.data.num_classes))

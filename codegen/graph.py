@@ -53,10 +53,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinyjax.codegen.errors import GraphError
-from tinyjax.codegen.floatref import LUT_FUNCTIONS
+from tinyjax.codegen.numerics.floatref import LUT_FUNCTIONS
+from tinyjax.codegen.numerics.quantmath import QuantInfo
 from tinyjax.codegen.ops import OPS
-from tinyjax.codegen.quantmath import QuantInfo
+from tinyjax.errors import GraphError
 from tinyjax.layers import Layer, block_layers, head_layers, stem_layer
 from tinyjax.shapes import conv_out_size
 

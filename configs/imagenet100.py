@@ -9,7 +9,7 @@ Expected: TinyNet-E ≈ 70–75% top-1 on the 100 classes (estimate from the cla
 measured here). Runtime: about 12 h on one modern GPU (≈ 130k images per epoch).
 """
 
-from tinyjax.config import train_defaults
+from tinyjax.train.config import train_defaults
 
 
 def get_config(arg=None):

@@ -1,6 +1,6 @@
 """Training config of the Rubik's-cube sampler on the embedded dataset (``tinyjax_shapes``).
 
-    python -m tinyjax.search.sampling --config configs/rubik_embedded.py --targets 2M,4M \\
+    python -m tinyjax.search.rubik.sampling --config configs/rubik_embedded.py --targets 2M,4M \\
         --samples 16 --d 0.5,1.5 --w 0.5,1.5 --workdir runs/rubik
 
 Every sampled network is trained with this config; its model at its resolution is the base the
@@ -25,7 +25,7 @@ ARG ``runlocal``: a smoke test (a few steps each).
 import importlib.util
 from pathlib import Path
 
-from tinyjax.config import train_defaults
+from tinyjax.train.config import train_defaults
 
 
 def _shapes_net():

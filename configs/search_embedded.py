@@ -5,7 +5,7 @@
 The budget is the command line's (``--budget``, ``--flash``, ``--device``, ``--reserve``,
 ``--target``). Stages and why they are built this way:
 
-``space`` — the MCUNet space (``tinyjax.search.space``): width multiplier × resolution pick a
+``space`` — the MCUNet space (``tinyjax.search.tinynas.space``): width multiplier × resolution pick a
     *space*; inside it a kernel and an expansion per block and a depth per stage pick a
     *sub-network*. Defaults are the paper's 9 widths × 12 resolutions (48–224 px).
 ``stage1`` — space optimisation without training: for every (w, r), ``samples`` random sub-networks
@@ -50,8 +50,8 @@ from pathlib import Path
 
 from ml_collections import ConfigDict
 
-from tinyjax.search.space import RESOLUTIONS, WIDTHS, SearchSpace
-from tinyjax.search.supernet import supernet_defaults
+from tinyjax.search.tinynas.space import RESOLUTIONS, WIDTHS, SearchSpace
+from tinyjax.search.tinynas.supernet import supernet_defaults
 
 
 def finetune_config() -> ConfigDict:

@@ -13,7 +13,7 @@ Expected result: the paper's top-1 (A 76.8, B 75.0, C 71.2, D 67.0, E 59.9). Run
 TPU or ImageNet copy on the development machines).
 """
 
-from tinyjax.config import train_defaults
+from tinyjax.train.config import train_defaults
 
 VARIANTS = {"a": "tinynet_a", "b": "tinynet_b", "c": "tinynet_c", "d": "tinynet_d", "e": "tinynet_e"}
 

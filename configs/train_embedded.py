@@ -20,8 +20,8 @@ built for 106×106 ImageNet images.
 ARG: ``runlocal`` shortens the run to a smoke test (a few steps, one evaluation).
 """
 
-from tinyjax.config import train_defaults
 from tinyjax.spec import BlockSpec, HeadSpec, ModelSpec, StageSpec, StemSpec
+from tinyjax.train.config import train_defaults
 
 BLOCKS = (("ds_r1_k3_s2_c16",), ("ir_r2_k3_s2_e4_c24",), ("ir_r2_k3_s2_e4_c40",),
           ("ir_r1_k3_s1_e4_c64",))

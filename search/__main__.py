@@ -15,7 +15,7 @@ Examples::
     python -m tinyjax.search --fit-builtin                      # regenerate the built-in formula
 
 Sizes: kB = KiB = 1024 B, MB = 1024² B; counts: M = 10⁶, G = 10⁹ MACs. Library code lives in
-:mod:`tinyjax.search.tinynas`, :mod:`tinyjax.search.rubik` and :mod:`tinyjax.search.rubik_memory`.
+:mod:`tinyjax.search.tinynas`, :mod:`tinyjax.search.rubik` and :mod:`tinyjax.search.rubik.memory`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from tinyjax.cli import mac_overhead_fraction, patch_cap
+from tinyjax.devices import DEFAULT_MAX_MAC_OVERHEAD
 from tinyjax.errors import TinyJaxError, run_cli
-from tinyjax.info import DEFAULT_MAX_MAC_OVERHEAD, mac_overhead_fraction, patch_cap
 
 MAX_ERROR = 0.05   # a target the formula's networks miss by more than this is refused
 DEFAULT_WORKDIR = "runs/search"
@@ -99,7 +100,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--fit-builtin", action="store_true",
                    help="refit the built-in formula to EfficientNet-B0 and TinyNet-A..E and write it "
                         "into the package (maintainers; needs gpytorch)")
-    from tinyjax.config import parse_with_overrides
+    from tinyjax.train.config import parse_with_overrides
 
     args, overrides = parse_with_overrides(p, argv)
     args.overrides = overrides
@@ -155,7 +156,7 @@ def _write(path, text: str) -> None:
 
 
 def _refit(workdir: str):
-    from tinyjax.search.rubik import fit_formula, plot_fit, read_points
+    from tinyjax.search.rubik.formula import fit_formula, plot_fit, read_points
 
     wd = Path(workdir)
     if not wd.is_dir():
@@ -188,9 +189,9 @@ def _formula(args):
 
 def _budget_inputs(args) -> tuple[int, int | None, str]:
     """(SRAM bytes, flash bytes or None, kernel target) from --budget/--flash/--device/--target."""
-    from tinyjax.codegen.kernels import DEFAULT_TARGET, get_target
-    from tinyjax.devices import get_device
-    from tinyjax.search.units import parse_bytes
+    from tinyjax.codegen.targets import get_target
+    from tinyjax.devices import DEFAULT_TARGET, get_device
+    from tinyjax.units import parse_bytes
 
     device = get_device(args.device) if args.device else None
     sram = parse_bytes(args.budget) if args.budget is not None else device.sram_bytes
@@ -201,9 +202,9 @@ def _budget_inputs(args) -> tuple[int, int | None, str]:
 
 
 def _budget(args, formula, sram: int, flash: int | None, target: str, head: str | None) -> None:
-    from tinyjax.search.rubik import solution_lines
-    from tinyjax.search.rubik_memory import largest_within
-    from tinyjax.search.units import format_bytes, format_count
+    from tinyjax.search.rubik.formula import solution_lines
+    from tinyjax.search.rubik.memory import largest_within
+    from tinyjax.units import format_bytes, format_count
 
     res = largest_within(formula, sram, flash, target)
     best, sol = res.best, res.best.solution
@@ -225,9 +226,9 @@ def _budget(args, formula, sram: int, flash: int | None, target: str, head: str 
 
 
 def _tinynas(args) -> int:
-    from tinyjax.config import apply_overrides, load_config
-    from tinyjax.search.tinynas import Budget, run_search
-    from tinyjax.search.units import format_bytes, format_count, parse_bytes
+    from tinyjax.search.tinynas.run import Budget, run_search
+    from tinyjax.train.config import apply_overrides, load_config
+    from tinyjax.units import format_bytes, format_count, parse_bytes
 
     sram, flash, target = _budget_inputs(args)
     if flash is None:
@@ -239,7 +240,7 @@ def _tinynas(args) -> int:
     cap = patch_cap(args)
     budget = Budget(sram - reserve, flash, target, reserve, args.device, patch=cap is not None,
                     max_mac_overhead=DEFAULT_MAX_MAC_OVERHEAD if cap is None else cap)
-    config = args.config or str(_repo_config(DEFAULT_CONFIG))
+    config = args.config or DEFAULT_CONFIG
     cfg = apply_overrides(load_config(config), args.overrides)
     print(f"TinyNAS under {budget.text()}; config {config}; work directory {args.workdir or DEFAULT_WORKDIR}",
           flush=True)
@@ -258,26 +259,13 @@ def _tinynas(args) -> int:
     return 0
 
 
-def _repo_config(rel: str) -> Path:
-    """A config of the repository's ``configs/``: from the current directory, else next to the
-    package (an editable install of the repository)."""
-    import tinyjax
-
-    if Path(rel).is_file():
-        return Path(rel)
-    path = Path(tinyjax.__file__).resolve().parent.parent / rel
-    if not path.is_file():
-        raise TinyJaxError(f"{rel} not found next to the package ({path}); pass --config FILE.py")
-    return path
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     _check_modes(args)
     if args.method == "tinynas":
         return _tinynas(args)
-    from tinyjax.search.rubik import check_table, solution_lines, solve
-    from tinyjax.search.units import parse_count
+    from tinyjax.search.rubik.formula import check_table, solution_lines, solve
+    from tinyjax.units import parse_count
 
     target = parse_count(args.flops) if args.flops is not None else None
     budget = _budget_inputs(args) if args.method else None   # bad input fails before any work

@@ -18,7 +18,7 @@ import pytest
 from toolchain_gate import require_tools
 
 from tinyjax import export
-from tinyjax.codegen import interpreter, quantize
+from tinyjax.codegen.quant import interpreter, quantize
 from tinyjax.devices import DEVICES, UnknownDeviceError, get_device
 from tinyjax.errors import run_cli
 
@@ -120,11 +120,11 @@ def test_bad_options_are_one_line_and_write_nothing(argv, message, tmp_path, cap
 @pytest.mark.parametrize("where, error", [
     ("tinyjax.codegen.graph.graph_from_spec", "LoweringError"),
     ("tinyjax.codegen.graph.graph_from_spec", "GraphError"),
-    ("tinyjax.codegen.quantize.quantize_variables", "QuantizationError"),
+    ("tinyjax.codegen.quant.quantize.quantize_variables", "QuantizationError"),
 ])
 def test_a_network_codegen_cannot_handle_is_one_line_exit_2(where, error, tmp_path, capsys,
                                                              monkeypatch):
-    import tinyjax.codegen.errors as codegen_errors
+    import tinyjax.errors as codegen_errors
 
     def refuse(*args, **kwargs):
         raise getattr(codegen_errors, error)("gelu has no int8 kernel")
@@ -219,9 +219,9 @@ def tiny_run(tmp_path_factory):
     """A run of configs/train_embedded.py (EMA on) with one real checkpoint, made by the trainer's
     own setup and checkpointing, without training steps (their compilation would take a minute).
     The EMA weights are made to differ from the raw ones, so that picking them is visible."""
-    from tinyjax.config import apply_overrides, load_config
     from tinyjax.progress import Progress
-    from tinyjax.run_setup import setup
+    from tinyjax.train.config import apply_overrides, load_config
+    from tinyjax.train.run_setup import setup
 
     work = tmp_path_factory.mktemp("run")
     cfg = apply_overrides(load_config(str(REPO / "configs/train_embedded.py")), [
@@ -245,7 +245,7 @@ def test_a_checkpoint_exports_its_ema_weights_with_vectors_from_its_eval_split(
     jax.tree_util.tree_map(np.testing.assert_array_equal, captured["variables"]["params"], ema_params)
     x = check_vectors(out, captured["qmodel"], 3)
 
-    from tinyjax.runs import eval_images, load_run
+    from tinyjax.train.runs import eval_images, load_run
     images, _ = eval_images(load_run(work), 3)
     np.testing.assert_array_equal(x, quantize.quantize_input(captured["qmodel"], images))
 
@@ -263,8 +263,8 @@ def test_a_run_without_config_json_asks_for_its_config(tiny_run, tmp_path, capsy
 # -- patch-based inference (--patch auto) -------------------------------------------------------------
 
 def test_patch_auto_exports_the_patch_loop_with_its_arena(tmp_path, capsys, captured):
-    from tinyjax.codegen.memory import plan_graph
-    from tinyjax.codegen.patch import choose_patch_plan
+    from tinyjax.codegen.plan.graph_plan import plan_graph
+    from tinyjax.codegen.plan.patch import choose_patch_plan
 
     out = tmp_path / "x"
     code, stdout, err = cli(["--model", "mcunet_in0", "--out", out, "--patch", "auto"], capsys)
@@ -303,7 +303,7 @@ def test_patch_auto_export_builds_on_the_host_bit_exact(tmp_path, capsys):
 
 def test_patch_auto_under_a_device_fits_its_sram_and_names_the_schedule_when_refused(tmp_path, capsys):
     from tinyjax.codegen.graph import graph_from_spec
-    from tinyjax.codegen.patch import choose_patch_plan
+    from tinyjax.codegen.plan.patch import choose_patch_plan
     from tinyjax.zoo import get_spec
 
     # mcunet_in4: 400 kB layer by layer; a patch schedule fits the F412's 256 kB, its flash does not

@@ -73,8 +73,8 @@ def test_bad_resolution_exits_2(args):
 
 
 def test_resolution_below_the_total_stride_names_the_smallest_valid_one(capsys):
+    from tinyjax.cli import min_resolution
     from tinyjax.errors import run_cli
-    from tinyjax.info import min_resolution
 
     assert min_resolution(count(get_spec("mcunet_in2"))) == 32   # stem 2 x five stride-2 stages
     assert run_cli(main, ["mcunet_in2", "--resolution", "3"], prog="tinyjax.info") == 2
@@ -99,8 +99,8 @@ def test_zoo_listing_and_no_framework_import():
 
 def test_json_has_the_planned_memory(capsys):
     from tinyjax.codegen.graph import graph_from_spec
-    from tinyjax.codegen.kernels import flash_bytes
-    from tinyjax.codegen.memory import plan_graph
+    from tinyjax.codegen.plan.graph_plan import plan_graph
+    from tinyjax.codegen.targets import flash_bytes
 
     assert main(["mcunet_in1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -191,15 +191,15 @@ def test_memory_fields_without_jax():
 
 def _patch_plan(name, **kw):
     from tinyjax.codegen.graph import graph_from_spec
-    from tinyjax.codegen.memory import plan_graph
-    from tinyjax.codegen.patch import choose_patch_plan
+    from tinyjax.codegen.plan.graph_plan import plan_graph
+    from tinyjax.codegen.plan.patch import choose_patch_plan
 
     g = graph_from_spec(get_spec(name))
     return choose_patch_plan(g, "cortex-m7", **kw), plan_graph(g, "cortex-m7")
 
 
 def test_json_with_patch_auto_gains_the_patch_summary_of_the_chosen_plan(capsys):
-    from tinyjax.codegen.patch import patch_summary
+    from tinyjax.codegen.plan.patch import patch_summary
 
     assert main(["mcunet_in0", "--json"]) == 0
     layer = json.loads(capsys.readouterr().out)

@@ -8,7 +8,7 @@ from tinyjax.errors import SpecError
 from tinyjax.netconfig import load_net_config, spec_from_net_config
 from tinyjax.zoo import get_spec
 
-# Published figures (MCUNet paper / model zoo, STM32F746 table in REFERENCES.md): MACs, params.
+# Published figures (MCUNet paper / model zoo, STM32F746 table in docs/papers.md): MACs, params.
 PUBLISHED = {
     "mcunet_in0": ("mcunet-10fps", 6.4e6, 0.75e6),
     "mcunet_in1": ("mcunet-5fps", 12.8e6, 0.64e6),

@@ -1,5 +1,5 @@
 """Which C tools a test needs: missing ones skip it locally and fail it on CI (``CI=true``), where
-``.ci/run`` installs them (``tinyjax.codegen.toolchain.APT_INSTALL``)."""
+``.ci/run`` installs them (``tinyjax.codegen.emit.toolchain.APT_INSTALL``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from tinyjax.codegen import toolchain
-from tinyjax.codegen.errors import ToolchainError
+from tinyjax.codegen.emit import toolchain
+from tinyjax.errors import ToolchainError
 
 #: the tools an MCU test needs (newlib's rdimon is checked with the compiler)
 MCU_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "arm-none-eabi-objdump",

@@ -38,7 +38,7 @@ def depthwise_conv_shifted(x: jax.Array, kernel: jax.Array, stride: int) -> jax.
     """Depthwise conv (symmetric ``k // 2`` padding) as k² strided slices, multiplied and summed.
 
     The same op as ``lax.conv_general_dilated(..., feature_group_count=C)``, several times faster
-    on XLA's CPU backend (see REFERENCES.md). The backward pass is written out the same way
+    on XLA's CPU backend (see docs/training.md). The backward pass is written out the same way
     (input gradient: the flipped kernel slid over the zero-dilated output gradient; kernel
     gradient: k² products reduced over N, H, W) because differentiating the slices would pad and
     add k² full-size arrays, 30× slower than the forward pass.

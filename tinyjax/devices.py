@@ -5,7 +5,7 @@
 
 Sizes are the chips' totals in bytes (kB = 1024 B), as MCUNet and TinyEngine quote them; the
 firmware's code, stack and heap share them with the network, so a plan at the limit is tight.
-``core`` is the ``tinyjax.codegen.kernels`` target the chip's CPU matches.
+``core`` is the ``tinyjax.codegen.targets`` target the chip's CPU matches.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from __future__ import annotations
 import difflib
 from typing import NamedTuple
 
-from tinyjax.errors import TinyJaxError
+from tinyjax.errors import UnknownDeviceError
 
-__all__ = ["DEVICES", "Device", "UnknownDeviceError", "get_device"]
+__all__ = ["DEFAULT_MAX_MAC_OVERHEAD", "DEFAULT_TARGET", "DEVICES", "Device", "UnknownDeviceError",
+           "get_device"]
 
 KB = 1024
-
-
-class UnknownDeviceError(TinyJaxError, ValueError):
-    """A device name that is not in :data:`DEVICES`; the message lists the valid ones."""
+#: the core a plan is made for when neither a board nor a target is named (every CLI, the planner)
+DEFAULT_TARGET = "cortex-m7"
+#: the most recomputation a patch schedule may add by default, a fraction of the network's MACs
+DEFAULT_MAX_MAC_OVERHEAD = 0.15
 
 
 class Device(NamedTuple):

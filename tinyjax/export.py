@@ -9,13 +9,13 @@ Examples::
     python -m tinyjax.export --model mcunet_in4 --device stm32f746 --patch auto --out export/
 
 Pipeline: load (a training run's latest checkpoint, EMA weights when it keeps an EMA, or random
-weights for ``--model`` / ``--spec``), plan the memory (``tinyjax.codegen.memory.plan_graph``;
+weights for ``--model`` / ``--spec``), plan the memory (``tinyjax.codegen.plan.graph_plan.plan_graph``;
 with ``--device`` a network that does not fit is refused before anything is written), calibrate
 (training images of the run's own dataset, or random images), quantise to int8, write the C files
 of ``tinyjax.codegen.emit``, ``input.bin`` / ``expected.bin`` (``--vectors`` int8 images and the
 integer reference's int8 logits, concatenated), ``memory.md`` and ``memory.png``.
 
-``--patch auto`` lets the first blocks run patch by patch (MCUNetV2, ``tinyjax.codegen.patch``):
+``--patch auto`` lets the first blocks run patch by patch (MCUNetV2, ``tinyjax.codegen.plan.patch``):
 ``choose_patch_plan`` picks the schedule, at most ``--max-mac-overhead`` (default 0.15) more MACs;
 under a budget (``--budget``, else the ``--device``'s SRAM) the least recomputation whose plan
 fits, and none when the layer-by-layer plan fits; without one, the smallest peak. The C then runs
@@ -40,9 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyjax.errors import TinyJaxError, run_cli
+from tinyjax.devices import DEFAULT_TARGET
+from tinyjax.errors import ExportError, run_cli
+from tinyjax.units import format_kb
 
-DEFAULT_TARGET = "cortex-m7"       # == tinyjax.codegen.kernels.DEFAULT_TARGET
 CHECKPOINT_CALIBRATION = 1024      # training images, for a checkpoint
 RANDOM_CALIBRATION = 32            # random images, for random weights
 RANDOM_SEED = 0
@@ -52,10 +53,6 @@ RUNTIME = "tinyjax_runtime"
 #: what an export writes besides ``<prefix>_*`` files (and ``build/``, where its Makefile builds)
 OWN_NAMES = frozenset({"Makefile", "input.bin", "expected.bin", "memory.md", "memory.png", RUNTIME,
                        "build"})
-
-
-class ExportError(TinyJaxError):
-    """An export that cannot be made as asked (output folder, device, options)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +71,7 @@ class Source:
 
 def _size(text: str) -> int:
     """argparse type of ``--budget``: ``320kB``, ``0.5MB`` or bytes (a one-line error otherwise)."""
-    from tinyjax.search.units import UnitError, parse_bytes
+    from tinyjax.units import UnitError, parse_bytes
 
     try:
         return parse_bytes(text)
@@ -83,7 +80,7 @@ def _size(text: str) -> int:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from tinyjax.info import add_patch_arguments, positive_int
+    from tinyjax.cli import add_patch_arguments, positive_int
 
     p = argparse.ArgumentParser(
         prog="python -m tinyjax.export",
@@ -155,13 +152,16 @@ def check_fit(name: str, plan, flash: int, device) -> str:
     if device is None:
         return "no --device given: fit not checked"
     if device.fits(peak, flash):
-        return (f"fits {device.name} ({device.size_text()}): {(device.sram_bytes - peak) / 1024:,.1f} kB "
-                f"of SRAM and {(device.flash_bytes - flash) / 1024:,.1f} kB of flash left for the rest")
+        sram_left = format_kb(device.sram_bytes - peak, grouped=True)
+        flash_left = format_kb(device.flash_bytes - flash, grouped=True)
+        return (f"fits {device.name} ({device.size_text()}): {sram_left} of SRAM and {flash_left} of flash "
+                "left for the rest")
     short = " and ".join(w for w, bad in (("SRAM", peak > device.sram_bytes),
                                           ("flash", flash > device.flash_bytes)) if bad)
     raise ExportError(
-        f"{name} needs {peak / 1024:,.1f} kB of SRAM (arena, {plan.target}) and {flash / 1024:,.1f} kB "
-        f"of flash (weights and constants); {device.name} has {device.sram_bytes // 1024} kB and "
+        f"{name} needs {format_kb(peak, grouped=True)} of SRAM (arena, {plan.target}) and "
+        f"{format_kb(flash, grouped=True)} of flash (weights and constants); {device.name} has "
+        f"{device.sram_bytes // 1024} kB and "
         f"{device.flash_bytes // 1024} kB: not enough {short}, nothing written. Choose a smaller "
         "model or --resolution, or a larger --device")
 
@@ -169,7 +169,7 @@ def check_fit(name: str, plan, flash: int, device) -> str:
 # -- sources ------------------------------------------------------------------------------------------
 
 def _from_checkpoint(args, progress) -> Source:
-    from tinyjax.runs import eval_images, load_run, train_images
+    from tinyjax.train.runs import eval_images, load_run, train_images
 
     if args.resolution:
         raise ExportError("--resolution applies to --model/--spec; a checkpoint is exported at the "
@@ -192,8 +192,8 @@ def _random_images(seed: int, n: int, spec) -> np.ndarray:
 
 def _random_spec(args):
     """The spec of ``--model`` / ``--spec`` (cheap: no JAX), at ``--resolution``."""
+    from tinyjax.cli import check_resolution, resolve_model
     from tinyjax.counting import count
-    from tinyjax.info import check_resolution, resolve_model
     from tinyjax.zoo import get_spec
 
     if args.config:
@@ -248,12 +248,12 @@ def memory_markdown(name: str, prefix: str, plan, flash: int, fit: str, note: st
 
     ``plan`` is the plan the C uses: a layer-by-layer ``GraphPlan``, or a ``PatchPlan`` with
     ``layer_plan`` the layer-by-layer one (its per-op table is then given for comparison);
-    ``patch``: the ``--patch auto`` line (:func:`tinyjax.info.patch_text`), ``""`` without it."""
-    from tinyjax.codegen.kernels import get_target
-    from tinyjax.codegen.report import layer_table
+    ``patch``: the ``--patch auto`` line (:func:`tinyjax.cli.patch_text`), ``""`` without it."""
+    from tinyjax.codegen.plan.report import layer_table
+    from tinyjax.codegen.targets import get_target
 
     t = get_target(plan.target)
-    schedule = getattr(plan, "schedule", None)
+    schedule = plan.schedule
 
     def row(what: str, n: int) -> str:
         return f"| {what} | {n:,} | {n / 1024:,.1f} |"
@@ -280,8 +280,8 @@ def memory_markdown(name: str, prefix: str, plan, flash: int, fit: str, note: st
             f"run once per patch in {schedule.p}x{schedule.p} patches, each from its receptive field, "
             f"then the rest layer by layer. The overlap of neighbouring patches is computed again: "
             f"{plan.mac_overhead:,} more MACs, +{plan.mac_overhead_fraction:.1%} of the network's "
-            f"{macs:,}. Peak {plan.peak_bytes / 1024:,.1f} kB instead of "
-            f"{plan.layer_peak_bytes / 1024:,.1f} kB layer by layer.", "",
+            f"{macs:,}. Peak {format_kb(plan.peak_bytes, grouped=True)} instead of "
+            f"{format_kb(plan.layer_peak_bytes, grouped=True)} layer by layer.", "",
             f"Buffers of the patch plan (bytes; positions 0 to {schedule.n + 1} are one patch's loop: "
             f"0 copies the patch's input region out of the image, {schedule.n + 1} copies its output "
             f"region into `{schedule.output}`; `patch@` buffers hold one patch's region; then one "
@@ -328,10 +328,10 @@ def _print_written(out: Path, paths: list[Path]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from tinyjax.codegen.emit import c_identifier
-    from tinyjax.codegen.kernels import get_target
+    from tinyjax.cli import choose_patch, patch_cap, patch_text
+    from tinyjax.codegen.emit.emitter import c_identifier
+    from tinyjax.codegen.targets import get_target
     from tinyjax.devices import get_device
-    from tinyjax.info import choose_patch, patch_cap, patch_text
     from tinyjax.progress import Progress
 
     prefix = c_identifier(args.prefix)
@@ -344,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_out_dir(out, prefix)
 
     with Progress("tinyjax.export", stream=sys.stderr) as progress:
-        from tinyjax.info import memory_plan
+        from tinyjax.cli import memory_plan
 
         # The fit first: a network that does not fit is refused before the slow steps.
         if args.checkpoint:
@@ -369,9 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             source = _random_weights(spec, progress)
             print(f"note: {source.note}", flush=True)
 
-        from tinyjax.codegen import interpreter, quantize
-        from tinyjax.codegen.memory import plan_graph
-        from tinyjax.codegen.patch import plan_patches
+        from tinyjax.codegen.plan.graph_plan import plan_graph
+        from tinyjax.codegen.plan.patch import plan_patches
+        from tinyjax.codegen.quant import interpreter, quantize
 
         n_calib = args.calibration or (RANDOM_CALIBRATION if source.note else CHECKPOINT_CALIBRATION)
         kind = "random" if source.note else "training"
@@ -392,8 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         y = interpreter.run_int8(qmodel, x)[qmodel.graph.outputs[0]]
 
         progress.status(f"writing {out}...")
-        from tinyjax.codegen.emit import emit
-        from tinyjax.codegen.report import plan_png
+        from tinyjax.codegen.emit.emitter import emit
+        from tinyjax.codegen.plan.report import plan_png
 
         files: dict[str, str | bytes] = dict(emit(qmodel, plan, prefix, note=source.note,
                                                   model_name=spec.name))
@@ -405,9 +405,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = write_files(out, files)
 
     print(f"exported {source.what}, {len(x)} test vector(s)")
-    print(f"memory ({target}): peak SRAM {plan.peak_bytes / 1024:,.1f} kB ({plan.peak_bytes:,} B; "
-          f"lower bound {plan.lower_bound_bytes / 1024:,.1f} kB), flash {flash / 1024:,.1f} kB "
-          f"({flash:,} B, weights and constants); {patch_text(patch) + '; ' if patch else ''}{fit}")
+    print(f"memory ({target}): peak SRAM {format_kb(plan.peak_bytes, grouped=True)} ({plan.peak_bytes:,} B; "
+          f"lower bound {format_kb(plan.lower_bound_bytes, grouped=True)}), "
+          f"flash {format_kb(flash, grouped=True)} ({flash:,} B, weights and constants); "
+          f"{patch_text(patch) + '; ' if patch else ''}{fit}")
     _print_written(out, paths)
     d = shlex.quote(str(out))
     print(f"build and check on this machine: make -C {d} host && "

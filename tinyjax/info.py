@@ -17,7 +17,7 @@ and alignment; ``sram_lower_bound_bytes``; ``flash_bytes``: weights, biases, req
 parameters, lookup tables) come from the int8 deployment graph and the memory planner the C
 emitter uses, for ``--target`` (default cortex-m7).
 
-``--patch auto`` adds patch-based inference (MCUNetV2, ``tinyjax.codegen.patch``): the first blocks
+``--patch auto`` adds patch-based inference (MCUNetV2, ``tinyjax.codegen.plan.patch``): the first blocks
 run patch by patch, recomputing the overlap of neighbouring patches. The schedule is the one of
 ``choose_patch_plan``: the smallest peak whose recomputed MACs are at most ``--max-mac-overhead``
 (a fraction of the network's MACs, default 0.15), or layer by layer when none is lower. The text
@@ -35,102 +35,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
+from tinyjax.cli import (
+    PatchChoice,
+    add_patch_arguments,
+    check_resolution,
+    choose_patch,
+    memory_plan,
+    patch_cap,
+    patch_text,
+    positive_int,
+    resolve_model,
+)
 from tinyjax.counting import ModelStats, count
-from tinyjax.errors import SpecError, TinyJaxError, run_cli
+from tinyjax.devices import DEFAULT_TARGET
+from tinyjax.errors import TinyJaxError, run_cli
 from tinyjax.spec import ModelSpec
-
-DEFAULT_TARGET = "cortex-m7"  # == tinyjax.codegen.kernels.DEFAULT_TARGET
-DEFAULT_MAX_MAC_OVERHEAD = 0.15  # == tinyjax.codegen.patch.DEFAULT_MAX_MAC_OVERHEAD
-
-
-class PatchChoice(NamedTuple):
-    """What ``--patch auto`` chose: ``plan``, the :class:`~tinyjax.codegen.patch.PatchPlan` to use
-    (``None``: layer by layer is as good, or fits the budget), under ``max_mac_overhead`` (a
-    fraction of the network's MACs) and ``budget`` (bytes, or ``None``)."""
-
-    plan: object
-    layer_peak_bytes: int
-    max_mac_overhead: float
-    budget: int | None = None
-
-
-def choose_patch(layer_plan, max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
-                 budget: int | None = None, verify: bool = True) -> PatchChoice:
-    """:func:`tinyjax.codegen.patch.choose_patch_plan` of a layer-by-layer plan's graph and target."""
-    from tinyjax.codegen.patch import choose_patch_plan
-
-    pp = choose_patch_plan(layer_plan.graph, layer_plan.target, max_mac_overhead=max_mac_overhead,
-                           budget=budget, verify=verify, layer_peak_bytes=layer_plan.peak_bytes)
-    return PatchChoice(pp, layer_plan.peak_bytes, max_mac_overhead, budget)
-
-
-def patch_text(choice: PatchChoice) -> str:
-    """One line: the patch schedule, its peak, the layer-by-layer peak and the recomputed MACs; or
-    why layer by layer is used."""
-    pp, layer = choice.plan, choice.layer_peak_bytes
-    if pp is not None:
-        return (f"patch-based: first {pp.n} ops in {pp.p}x{pp.p} patches, peak {pp.peak_bytes / 1024:.1f} "
-                f"kB (layer by layer {layer / 1024:.1f} kB), +{pp.mac_overhead_fraction:.1%} MACs")
-    if choice.budget is not None and layer <= choice.budget:
-        return (f"patch-based: not needed, layer by layer ({layer / 1024:.1f} kB) fits "
-                f"{choice.budget / 1024:.1f} kB")
-    return (f"patch-based: no schedule within +{choice.max_mac_overhead * 100:g}% MACs lowers the peak; "
-            f"layer by layer {layer / 1024:.1f} kB")
-
-
-def memory_plan(spec: ModelSpec, target: str = DEFAULT_TARGET):
-    """``(GraphPlan, flash_bytes)`` of ``spec`` on ``target`` (pure Python, no JAX)."""
-    from tinyjax.codegen.graph import GraphError, graph_from_spec
-    from tinyjax.codegen.kernels import flash_bytes, get_target
-    from tinyjax.codegen.memory import plan_graph
-
-    get_target(target)  # UnknownTargetError before any work
-    try:
-        graph = graph_from_spec(spec)
-    except GraphError as e:
-        raise GraphError(f"{spec.name} cannot be deployed as int8: {e}") from None
-    return plan_graph(graph, target), flash_bytes(graph)
-
-
-def resolve_model(model: str, resolution: int | None = None) -> ModelSpec:
-    """A zoo name, a ModelSpec JSON file or a ProxylessNAS/MCUNet net-config JSON file."""
-    from tinyjax.netconfig import is_net_config, read_json, spec_from_net_config
-    from tinyjax.zoo import get_spec
-
-    if model.endswith(".json") or Path(model).is_file():
-        path = Path(model)
-        data = read_json(path)
-        try:
-            if is_net_config(data):
-                name = path.stem.removesuffix("_imagenet")
-                return spec_from_net_config(data, name=name, resolution=resolution)
-            spec = ModelSpec.from_dict(data)
-        except SpecError as e:
-            raise SpecError(f"{path}: {e}") from None
-    else:
-        spec = get_spec(model)
-    return spec.with_(resolution=resolution) if resolution else spec
-
-
-def min_resolution(stats: ModelStats) -> int:
-    """Smallest input resolution (pixels) of the counted network: its total stride (the product
-    of every layer's stride), below which the last feature map holds less than one input pixel."""
-    return math.prod(layer.stride for layer in stats.layers)
-
-
-def check_resolution(spec: ModelSpec, stats: ModelStats) -> None:
-    """A :class:`SpecError` when ``spec.resolution`` is below :func:`min_resolution`."""
-    smallest = min_resolution(stats)
-    if spec.resolution < smallest:
-        raise SpecError(f"resolution {spec.resolution} is too small for {spec.name}: its strides "
-                        f"reduce the input {smallest}x, below one pixel; the smallest valid "
-                        f"resolution is {smallest}")
+from tinyjax.units import format_kb
 
 
 def _fmt_count(n: int) -> str:
@@ -141,7 +65,7 @@ def summary(spec: ModelSpec, stats: ModelStats | None = None, target: str = DEFA
             plan=None, patch: PatchChoice | None = None) -> dict:
     """The JSON report of a model (memory figures in bytes, for ``target``); with ``patch`` (what
     ``--patch auto`` chose, see :func:`choose_patch`), the memory figures of the plan used and the
-    fields of :func:`tinyjax.codegen.patch.patch_summary`."""
+    fields of :func:`tinyjax.codegen.plan.patch.patch_summary`."""
     stats = stats or count(spec)
     gp, flash = plan or memory_plan(spec, target)
     out = {
@@ -161,7 +85,7 @@ def summary(spec: ModelSpec, stats: ModelStats | None = None, target: str = DEFA
         "spec": spec.to_dict(),
     }
     if patch is not None:
-        from tinyjax.codegen.patch import patch_summary
+        from tinyjax.codegen.plan.patch import patch_summary
 
         if patch.plan is not None:
             out["sram_lower_bound_bytes"] = patch.plan.lower_bound_bytes
@@ -206,50 +130,6 @@ def zoo_table() -> str:
     return "\n".join(lines)
 
 
-def positive_int(text: str) -> int:
-    """argparse type of a positive integer (a one-line error otherwise)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def mac_overhead_fraction(text: str) -> float:
-    """argparse type of ``--max-mac-overhead``: a fraction from 0 to 10 (a one-line error otherwise)."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0 <= v <= 10:   # also NaN
-        raise argparse.ArgumentTypeError(f"{text!r} is not a MAC-overhead fraction; give a number "
-                                         "from 0 to 10, e.g. 0.15 for 15%")
-    return v
-
-
-def add_patch_arguments(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--patch auto|off`` and ``--max-mac-overhead F`` (shared by info and export); ``what``
-    completes the help of ``auto``."""
-    parser.add_argument("--patch", choices=["auto", "off"], default="off",
-                        help="'auto': patch-based inference (MCUNetV2: the first blocks run patch by "
-                             f"patch) {what}; 'off' (default): layer by layer")
-    parser.add_argument("--max-mac-overhead", type=mac_overhead_fraction, default=None, metavar="F",
-                        help="with --patch auto: the most recomputation a patch schedule may add, "
-                             f"a fraction of the network's MACs (default {DEFAULT_MAX_MAC_OVERHEAD})")
-
-
-def patch_cap(args: argparse.Namespace) -> float | None:
-    """The MAC-overhead cap of ``--patch auto`` (``None``: ``--patch off``); a
-    :class:`TinyJaxError` for ``--max-mac-overhead`` without ``--patch auto``."""
-    if args.patch != "auto":
-        if args.max_mac_overhead is not None:
-            raise TinyJaxError("--max-mac-overhead caps patch schedules; give it with --patch auto")
-        return None
-    return DEFAULT_MAX_MAC_OVERHEAD if args.max_mac_overhead is None else args.max_mac_overhead
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tinyjax.info",
@@ -275,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list zoo names and exit")
     args = parser.parse_args(argv)
 
-    from tinyjax.codegen.kernels import get_target
+    from tinyjax.codegen.targets import get_target
     get_target(args.target)  # one-line error naming the valid targets, exit 2
     cap = patch_cap(args)
 
@@ -304,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = memory_plan(spec, args.target)
     patch = None if cap is None else choose_patch(plan[0], cap)
     if args.plan_png:
-        from tinyjax.codegen.report import plan_png
+        from tinyjax.codegen.plan.report import plan_png
         drawn = patch.plan if patch is not None and patch.plan is not None else plan[0]
         try:
             Path(args.plan_png).write_bytes(plan_png(drawn, spec.name))
@@ -313,21 +193,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(summary(spec, stats, args.target, plan, patch), indent=2))
     elif args.layers:
-        from tinyjax.codegen.report import layer_table
+        from tinyjax.codegen.plan.report import layer_table
         print(layer_table(plan[0]))
         if patch is not None:
             print(patch_text(patch))
     else:
         gp, flash = plan
         print(stage_table(spec, stats))
-        print(f"memory ({gp.target}): peak SRAM {gp.peak_bytes / 1024:.1f} kB (lower bound "
-              f"{gp.lower_bound_bytes / 1024:.1f} kB), flash {flash / 1024:.1f} kB "
+        print(f"memory ({gp.target}): peak SRAM {format_kb(gp.peak_bytes)} (lower bound "
+              f"{format_kb(gp.lower_bound_bytes)}), flash {format_kb(flash)} "
               f"(weights and constants)")
         if patch is not None:
             print(patch_text(patch))
     if args.plan_png:  # after the report, on stderr under --json so that stdout stays JSON
         print(f"wrote {args.plan_png}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def __getattr__(name: str):
+    """Names that moved out of this module still resolve, with a DeprecationWarning
+    (:data:`tinyjax._moved.MOVED_ATTRIBUTES`)."""
+    from tinyjax import _moved
+
+    return _moved.moved_attribute(__name__, name)
 
 
 if __name__ == "__main__":

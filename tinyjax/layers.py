@@ -2,7 +2,7 @@
 
 Counting (:mod:`tinyjax.counting`), the Flax model (:mod:`tinyjax.models`), the int8 graph
 (``tinyjax.codegen.graph.graph_from_spec``) and batch-norm folding
-(``tinyjax.codegen.quantize.fold_batchnorm``) all read the layers from here, so a layer's name,
+(``tinyjax.codegen.quant.quantize.fold_batchnorm``) all read the layers from here, so a layer's name,
 kind, channels, kernel, stride, padding, activation and BatchNorm are decided in one place.
 Framework-free: no JAX, no numpy.
 

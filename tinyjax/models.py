@@ -428,3 +428,11 @@ def init_variables(model: EfficientNet, key: jax.Array | int = 0, batch: int = 1
         return jnp.asarray(value, leaf.dtype)
 
     return {coll: jax.tree_util.tree_map_with_path(draw, tree) for coll, tree in shapes.items()}
+
+
+def __getattr__(name: str):
+    """Names that moved out of this module still resolve, with a DeprecationWarning
+    (:data:`tinyjax._moved.MOVED_ATTRIBUTES`)."""
+    from tinyjax import _moved
+
+    return _moved.moved_attribute(__name__, name)

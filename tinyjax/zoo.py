@@ -5,7 +5,7 @@
   (φ = −1 … −4, the models TinyNet is compared with).
 * MobileNetV2 width multipliers 0.35 … 1.4, as timm builds them.
 * The official MCUNet / ProxylessNAS model-zoo networks (converted from their net-config JSON; the
-  test suite checks the conversion against the files in ``shared/reference/mcunet``). The official
+  test suite checks the conversion against the files in ``tests/reference/mcunet``). The official
   file names are accepted as aliases (``mcunet-320kb-1mb`` == ``mcunet_in3``).
 """
 

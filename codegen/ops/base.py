@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyjax.codegen.errors import GraphError
+from tinyjax.errors import GraphError
 from tinyjax.shapes import conv_out_size
 
 Shape = tuple[int, ...]
@@ -37,7 +37,7 @@ class OpKind:
         needs_scratch: its kernel may ask for a scratch buffer on some path or mode (False: the
             planner never asks :meth:`kernel`, which saves it a lookup per op).
         patch: how an output region maps to input regions, for patch-based inference
-            (:mod:`tinyjax.codegen.patch`): ``"window"`` (a sliding window: ``kernel``,
+            (:mod:`tinyjax.codegen.plan.patch`): ``"window"`` (a sliding window: ``kernel``,
             ``stride``, ``padding`` attributes; the kernel runs on a sub-region with the padding
             that falls inside it), ``"pointwise"`` (the same region of every input), ``None``
             (the op needs its whole input: it ends a patch stage).

@@ -24,17 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from tinyjax.codegen import fixedpoint, floatref, intops
-from tinyjax.codegen.errors import GraphError, QuantizationError
-from tinyjax.codegen.fakequant import fake_requantize, requant_right_shift
-from tinyjax.codegen.ops.base import KernelRow, OpKind, scalar, window_hw
-from tinyjax.codegen.quantmath import (
+from tinyjax.codegen.numerics import fixedpoint, floatref, intops
+from tinyjax.codegen.numerics.fakequant import fake_requantize, requant_right_shift
+from tinyjax.codegen.numerics.quantmath import (
     activation_range,
     i32,
     quant_bias,
     rescale_multipliers,
     symmetric_scale,
 )
+from tinyjax.codegen.ops.base import KernelRow, OpKind, scalar, window_hw
+from tinyjax.errors import GraphError, QuantizationError
 from tinyjax.shapes import align_up, conv_macs
 
 #: CMSIS-NN v7 ``CH_IN_BLOCK_MVE`` (Include/arm_nnsupportfunctions.h): channels per block of the

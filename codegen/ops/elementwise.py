@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyjax.codegen import fixedpoint, floatref, intops
-from tinyjax.codegen.errors import GraphError, QuantizationError
-from tinyjax.codegen.fakequant import fake_requantize, requant_right_shift
+from tinyjax.codegen.numerics import fixedpoint, floatref, pointwise
+from tinyjax.codegen.numerics.fakequant import fake_requantize, requant_right_shift
+from tinyjax.codegen.numerics.quantmath import SIGMOID_QUANT, activation_range, i32
 from tinyjax.codegen.ops.base import OpKind, scalar
-from tinyjax.codegen.quantmath import SIGMOID_QUANT, activation_range, i32
+from tinyjax.errors import GraphError, QuantizationError
 
 
 class Add(OpKind):
@@ -36,15 +36,15 @@ class Add(OpKind):
 
     def quantize(self, op, q_ins, q_out, params):
         (q1, q2) = q_ins
-        p = intops.add_quant_params(q1.scale, q1.zero_point, q2.scale, q2.zero_point,
+        p = pointwise.add_quant_params(q1.scale, q1.zero_point, q2.scale, q2.zero_point,
                                     q_out.scale, q_out.zero_point)
         act_min, act_max = activation_range(op.attr("act", "none"), q_out)
         return {**{f: i32(v) for f, v in p._asdict().items()},
                 "act_min": i32(act_min), "act_max": i32(act_max)}
 
     def run_int8(self, op, p, ins, out_shape):
-        fields = {f: scalar(p[f]) for f in intops.AddParams._fields}
-        return intops.elementwise_add_s8(ins[0], ins[1], **fields, act_min=scalar(p["act_min"]),
+        fields = {f: scalar(p[f]) for f in pointwise.AddParams._fields}
+        return pointwise.elementwise_add_s8(ins[0], ins[1], **fields, act_min=scalar(p["act_min"]),
                                          act_max=scalar(p["act_max"]))
 
     def fake_quant(self, sim, op, p, ins, out_shape):
@@ -72,7 +72,7 @@ class Add(OpKind):
 
     def c_call(self, op, p, c):
         a, b = op.inputs
-        v = {f: scalar(p[f]) for f in intops.AddParams._fields}
+        v = {f: scalar(p[f]) for f in pointwise.AddParams._fields}
         size = c.size_of(op.output)
         return (f"arm_elementwise_add_s8({c.ptr(a)}, {c.ptr(b)}, {v['in1_offset']}, {v['in1_mult']}, "
                 f"{v['in1_shift']}, {v['in2_offset']}, {v['in2_mult']}, {v['in2_shift']}, {v['left_shift']}, "
@@ -94,14 +94,14 @@ class ChannelMul(OpKind):
 
     def quantize(self, op, q_ins, q_out, params):
         (q1, q2) = q_ins
-        p = intops.mul_quant_params(q1.scale, q1.zero_point, q2.scale, q2.zero_point,
+        p = pointwise.mul_quant_params(q1.scale, q1.zero_point, q2.scale, q2.zero_point,
                                     q_out.scale, q_out.zero_point)
         return {**{f: i32(v) for f, v in p._asdict().items()},
                 "act_min": i32(fixedpoint.INT8_MIN), "act_max": i32(fixedpoint.INT8_MAX)}
 
     def run_int8(self, op, p, ins, out_shape):
-        fields = {f: scalar(p[f]) for f in intops.MulParams._fields}
-        return intops.elementwise_mul_s8(ins[0], ins[1], **fields, act_min=scalar(p["act_min"]),
+        fields = {f: scalar(p[f]) for f in pointwise.MulParams._fields}
+        return pointwise.elementwise_mul_s8(ins[0], ins[1], **fields, act_min=scalar(p["act_min"]),
                                          act_max=scalar(p["act_max"]))
 
     def fake_quant(self, sim, op, p, ins, out_shape):
@@ -122,7 +122,7 @@ class ChannelMul(OpKind):
 
     def c_call(self, op, p, c):
         x, g = op.inputs
-        v = {f: scalar(p[f]) for f in intops.MulParams._fields}
+        v = {f: scalar(p[f]) for f in pointwise.MulParams._fields}
         return (f"tjx_channel_mul_s8({c.ptr(x)}, {c.ptr(g)}, {v['in1_offset']}, {v['in2_offset']}, "
                 f"{c.ptr(op.output)}, {v['out_offset']}, {v['out_mult']}, {v['out_shift']}, "
                 f"{scalar(p['act_min'])}, {scalar(p['act_max'])}, {c.dims_of(x)})")
@@ -152,11 +152,11 @@ class Lut(OpKind):
 
     def quantize(self, op, q_ins, q_out, params):
         q_in = q_ins[0]
-        return {"table": intops.make_lut(self.function(op), q_in.scale, q_in.zero_point,
+        return {"table": pointwise.make_lut(self.function(op), q_in.scale, q_in.zero_point,
                                          q_out.scale, q_out.zero_point)}
 
     def run_int8(self, op, p, ins, out_shape):
-        return intops.lut_s8(ins[0], p["table"])
+        return pointwise.lut_s8(ins[0], p["table"])
 
     def fake_quant(self, sim, op, p, ins, out_shape):
         # the function of the exactly dequantised input, quantised once (the table entry)

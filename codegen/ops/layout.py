@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyjax.codegen.errors import GraphError
+from tinyjax.codegen.numerics.quantmath import i32
 from tinyjax.codegen.ops.base import OpKind, scalar
-from tinyjax.codegen.quantmath import i32
+from tinyjax.errors import GraphError
 
 
 class Pad(OpKind):

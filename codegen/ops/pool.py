@@ -9,9 +9,9 @@ multiplier, shift) = 16 bytes; scratch on DSP: one int32 row of sums, ``4 · C``
 
 from __future__ import annotations
 
-from tinyjax.codegen import fixedpoint, floatref, intops
+from tinyjax.codegen.numerics import fixedpoint, floatref, intops
+from tinyjax.codegen.numerics.quantmath import i32
 from tinyjax.codegen.ops.base import OpKind, scalar, window_hw
-from tinyjax.codegen.quantmath import i32
 
 
 class AvgPool(OpKind):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyjax.codegen import c_runtime
+from tinyjax.codegen.emit import c_runtime
 
 #: warnings the runtime must compile cleanly with (they are errors)
 WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-Wconversion", "-Wpedantic")
@@ -350,7 +350,7 @@ class Runtime:
         return status, out.array.reshape(out_shape).copy()
 
     def add(self, a, b, p, act=(-128, 127), in_place: int | None = None, rng=None):
-        """``arm_elementwise_add_s8`` with ``p`` an ``intops.AddParams``; ``in_place`` 0 or 1 writes
+        """``arm_elementwise_add_s8`` with ``p`` an ``pointwise.AddParams``; ``in_place`` 0 or 1 writes
         over that input."""
         a, b = _c(a, np.int8), _c(b, np.int8)
         out = Guarded(a.size, np.int8, rng=rng)
@@ -376,7 +376,7 @@ class Runtime:
         return status, out.array.reshape(x.shape).copy()
 
     def channel_mul(self, x, gate, p, act=(-128, 127), in_place=False, rng=None):
-        """``x`` ``[N, H, W, C]`` times ``gate`` ``[N, 1, 1, C]``; ``p`` an ``intops.MulParams``."""
+        """``x`` ``[N, H, W, C]`` times ``gate`` ``[N, 1, 1, C]``; ``p`` an ``pointwise.MulParams``."""
         x, gate = _c(x, np.int8), _c(gate, np.int8)
         out = Guarded(x.size, np.int8, rng=rng)
         if in_place:

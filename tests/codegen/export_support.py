@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyjax.codegen.emit import emit
+from tinyjax.codegen.emit.emitter import emit
 from tinyjax.codegen.graph import graph_from_spec
-from tinyjax.codegen.interpreter import run_int8
-from tinyjax.codegen.memory import plan_graph
-from tinyjax.codegen.quantize import calibrate, quantize, quantize_input
+from tinyjax.codegen.plan.graph_plan import plan_graph
+from tinyjax.codegen.quant.interpreter import run_int8
+from tinyjax.codegen.quant.quantize import calibrate, quantize, quantize_input
 
 
 def random_params(graph, rng) -> dict:

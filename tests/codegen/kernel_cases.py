@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
-from tinyjax.codegen import intops
 from tinyjax.codegen.graph import Op
+from tinyjax.codegen.numerics import intops, pointwise
 
 
 def rand_input(rng, shape, zp):
@@ -215,11 +215,11 @@ def rand_scale(rng):
     return float(np.exp(rng.uniform(math.log(1e-3), math.log(0.5))))
 
 
-def add_case(rng, left_shift=intops.DEFAULT_ADD_LEFT_SHIFT):
+def add_case(rng, left_shift=pointwise.DEFAULT_ADD_LEFT_SHIFT):
     z1, z2, zo = (int(v) for v in rng.integers(-128, 128, size=3))
     s1, s2 = rand_scale(rng), rand_scale(rng)
     s_out = max(s1, s2) * float(np.exp(rng.uniform(math.log(0.7), math.log(3.0))))
-    p = intops.add_quant_params(s1, z1, s2, z2, s_out, zo, left_shift)
+    p = pointwise.add_quant_params(s1, z1, s2, z2, s_out, zo, left_shift)
     size = int(rng.integers(1, 70))
     a = rng.integers(-128, 128, size=size).astype(np.int8)
     b = rng.integers(-128, 128, size=size).astype(np.int8)

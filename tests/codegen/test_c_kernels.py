@@ -55,8 +55,9 @@ from kernel_cases import (
     weighted_case,
 )
 
-from tinyjax.codegen import c_runtime, intops
+from tinyjax.codegen.emit import c_runtime
 from tinyjax.codegen.graph import Op
+from tinyjax.codegen.numerics import fixedpoint, intops, pointwise
 from tinyjax.codegen.ops import OPS
 
 if sys.version_info >= (3, 11):
@@ -149,7 +150,7 @@ def test_the_runtime_is_package_data_of_codegen():
     assert {p.name for p in c_runtime.sources()} >= {"arm_convolve_s8.c", "arm_depthwise_conv_s8.c",
                                                       "tjx_depthwise_conv_inplace_s8.c"}
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
-    globs = pyproject["tool"]["setuptools"]["package-data"]["tinyjax.codegen"]
+    globs = pyproject["tool"]["setuptools"]["package-data"]["tinyjax.codegen.emit"]
     shipped = {p for g in globs for p in c_runtime.RUNTIME_DIR.parent.glob(g)}
     assert set(c_runtime.headers()) | set(c_runtime.sources()) <= shipped
 
@@ -458,7 +459,7 @@ def test_requantisation_rounds_like_intops_for_every_shift(rt, n_cases):
     """arm_nn_requantize through a fully connected layer whose accumulator is its bias (zero
     weights): shifts -31..+8, any positive multiplier, accumulators aimed at visible outputs (so
     ties of both roundings are hit) and some whose left shift wraps, compared with
-    intops.requantize directly."""
+    fixedpoint.requantize directly."""
     rng = np.random.default_rng(11)
     n_out = 64
     x = np.zeros((1, 1), np.int8)
@@ -474,7 +475,7 @@ def test_requantisation_rounds_like_intops_for_every_shift(rt, n_cases):
         if i % 2 and shift > 0:
             acc[::4] = rng.integers(-(2**31), 2**31, size=acc[::4].size)
         acc = acc.astype(np.int32)
-        expected = np.clip(intops.requantize(acc, mult, shift), -128, 127).astype(np.int8)
+        expected = np.clip(fixedpoint.requantize(acc, mult, shift), -128, 127).astype(np.int8)
         status, out = rt.fully_connected(x, w, acc, 0, 0, 0, mult, shift, rng=rng)
         assert status == SUCCESS
         np.testing.assert_array_equal(out[0], expected, err_msg=f"multiplier {mult}, shift {shift}")
@@ -530,7 +531,7 @@ def test_elementwise_add_matches_intops_with_tflites_left_shift(rt, n_cases):
     vis = Visibility()
     for i in range(n_cases):
         a, b, p, act = add_case(rng)
-        expected = intops.elementwise_add_s8(a, b, **p._asdict(), act_min=act[0], act_max=act[1])
+        expected = pointwise.elementwise_add_s8(a, b, **p._asdict(), act_min=act[0], act_max=act[1])
         for in_place in (None, 0, 1):
             status, out = rt.add(a, b, p, act, in_place=in_place, rng=rng)
             assert status == SUCCESS
@@ -541,7 +542,7 @@ def test_elementwise_add_matches_intops_with_tflites_left_shift(rt, n_cases):
 
 @pytest.mark.parametrize("left_shift", [0, 7, 15, 16, 24, 31])
 def test_elementwise_add_is_exact_for_any_left_shift_on_both_paths(rt, left_shift):
-    """CMSIS-NN's DSP loop is only right for left shifts >= 16 (REFERENCES.md); tinyjax's is right
+    """CMSIS-NN's DSP loop is only right for left shifts >= 16 (docs/deployment.md); tinyjax's is right
     for all. The multipliers are random, as TFLite's parameters assume a shift of 20."""
     rng = np.random.default_rng(14)
     for _ in range(40):
@@ -551,7 +552,7 @@ def test_elementwise_add_is_exact_for_any_left_shift_on_both_paths(rt, left_shif
         p = p._replace(in1_mult=int(m[0]), in1_shift=int(s[0]), in2_mult=int(m[1]), in2_shift=int(s[1]),
                        out_mult=int(m[2]), out_shift=int(s[2]))
         try:
-            expected = intops.elementwise_add_s8(a, b, **p._asdict(), act_min=act[0], act_max=act[1])
+            expected = pointwise.elementwise_add_s8(a, b, **p._asdict(), act_min=act[0], act_max=act[1])
         except OverflowError:     # the sum of the rescaled inputs leaves int32: the C would wrap
             continue
         status, out = rt.add(a, b, p, act, rng=rng)
@@ -566,11 +567,11 @@ def test_channel_mul_matches_intops_broadcasting_the_gate(rt, n_cases):
     for i in range(n_cases):
         shape = tuple(int(v) for v in rng.integers((1, 1, 1, 1), (3, 6, 6, 18)))
         z1, z2, zo = (int(v) for v in rng.integers(-128, 128, size=3))
-        p = intops.mul_quant_params(rand_scale(rng), z1, rand_scale(rng) / 8, z2, rand_scale(rng), zo)
+        p = pointwise.mul_quant_params(rand_scale(rng), z1, rand_scale(rng) / 8, z2, rand_scale(rng), zo)
         x = rng.integers(-128, 128, size=shape).astype(np.int8)
         gate = rng.integers(-128, 128, size=(shape[0], 1, 1, shape[3])).astype(np.int8)
         act = rand_act(rng, zo)
-        expected = intops.elementwise_mul_s8(x, gate, **p._asdict(), act_min=act[0], act_max=act[1])
+        expected = pointwise.elementwise_mul_s8(x, gate, **p._asdict(), act_min=act[0], act_max=act[1])
         for in_place in (False, True):
             status, out = rt.channel_mul(x, gate, p, act, in_place=in_place, rng=rng)
             assert status == SUCCESS
@@ -586,7 +587,7 @@ def test_lut_maps_every_code_through_its_table_in_place_or_not(rt):
     for in_place in (False, True):
         status, out = rt.lut(x, table, in_place=in_place, rng=rng)
         assert status == SUCCESS
-        np.testing.assert_array_equal(out, intops.lut_s8(x, table))
+        np.testing.assert_array_equal(out, pointwise.lut_s8(x, table))
     assert rt.lib.tjx_lut_s8(x.ctypes.data, table.ctypes.data, x.ctypes.data, -1) == ARG_ERROR
 
 
@@ -703,7 +704,7 @@ def test_the_runtime_cross_compiles_for_cortex_m(cpu, tmp_path):
     objects hold SMLAD), on M3 (no DSP extension) the plain ones."""
     cc = shutil.which("arm-none-eabi-gcc")
     if cc is None:
-        pytest.skip("arm-none-eabi-gcc is not installed (REFERENCES.md: MCU toolchain)")
+        pytest.skip("arm-none-eabi-gcc is not installed (docs/testing.md: the C toolchain)")
     objs = []
     for src in c_runtime.sources():
         obj = tmp_path / (src.stem + ".o")

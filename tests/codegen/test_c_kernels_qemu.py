@@ -5,9 +5,9 @@ Random cases of every wrapper branch, the in-place depthwise, fully connected, a
 (``cases.c``); ``mcu/kernel_check.c`` runs them on the target with exactly that scratch and canary
 bytes around it. Boards: ``mps2-an500`` (Cortex-M7) and ``mps2-an386`` (Cortex-M4) build the DSP
 path with the real intrinsics, ``mps2-an385`` (Cortex-M3, no DSP extension) the plain path. Needs
-``arm-none-eabi-gcc``, newlib's rdimon and ``qemu-system-arm`` (REFERENCES.md: MCU toolchain);
+``arm-none-eabi-gcc``, newlib's rdimon and ``qemu-system-arm`` (docs/testing.md: the C toolchain);
 skips without them, fails without them on CI (``tests/toolchain_gate.py``). Built and run with
-:mod:`tinyjax.codegen.toolchain`.
+:mod:`tinyjax.codegen.emit.toolchain`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from kernel_cases import (
 )
 from toolchain_gate import MCU_TOOLS, require_tools
 
-from tinyjax.codegen import c_runtime, intops, toolchain
+from tinyjax.codegen.emit import c_runtime, toolchain
 from tinyjax.codegen.graph import Op
+from tinyjax.codegen.numerics import intops, pointwise
 from tinyjax.codegen.ops import OPS
 
 MCU = Path(__file__).resolve().parent / "mcu"
@@ -120,7 +121,7 @@ def make_cases(seed: int = 0, per_branch: int = 6) -> list[dict]:
                           **_scratch(OPS["avg_pool"], op, x.shape, expected.shape)))
     for _ in range(per_branch):
         a, b, p, act = add_case(rng)
-        expected = intops.elementwise_add_s8(a, b, **p._asdict(), act_min=act[0], act_max=act[1])
+        expected = pointwise.elementwise_add_s8(a, b, **p._asdict(), act_min=act[0], act_max=act[1])
         c = dict(x=a, x2=b, add=p, act=act, out_shape=a.shape)
         cases.append(dict(kind="CASE_ADD", c=c, expected=expected, scratch_dsp=0, scratch_plain=0))
     return cases

@@ -26,12 +26,12 @@ from export_support import export, make, random_qmodel
 from family_specs import FAMILIES
 from toolchain_gate import require_tools
 
-from tinyjax.codegen import c_runtime
-from tinyjax.codegen.emit import emit
-from tinyjax.codegen.errors import GraphError
-from tinyjax.codegen.interpreter import run_int8
-from tinyjax.codegen.memory import peak_sram_bytes, plan_graph
-from tinyjax.codegen.quantize import quantize_input
+from tinyjax.codegen.emit import c_runtime
+from tinyjax.codegen.emit.emitter import emit
+from tinyjax.codegen.plan.graph_plan import peak_sram_bytes, plan_graph
+from tinyjax.codegen.quant.interpreter import run_int8
+from tinyjax.codegen.quant.quantize import quantize_input
+from tinyjax.errors import GraphError
 from tinyjax.zoo import get_spec, list_models
 
 ZOO = sorted(n for n in list_models() if n.startswith(("mcunet", "proxyless"))) + ["tinynet_e"]

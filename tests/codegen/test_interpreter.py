@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyjax.codegen import fixedpoint, floatref, intops
 from tinyjax.codegen.graph import Graph, Op, QuantInfo, Tensor, graph_from_spec
-from tinyjax.codegen.interpreter import (
+from tinyjax.codegen.numerics import fixedpoint, floatref, pointwise
+from tinyjax.codegen.quant.interpreter import (
     dequantize_tensor,
     fake_quant_op,
     fake_requantize,
@@ -30,7 +30,7 @@ from tinyjax.codegen.interpreter import (
     run_fake_quant,
     run_int8,
 )
-from tinyjax.codegen.quantize import (
+from tinyjax.codegen.quant.quantize import (
     QuantizationError,
     QuantizedModel,
     calibrate,
@@ -116,7 +116,7 @@ def test_avg_pool_rounds_half_away_from_zero():
 
 
 def test_add_keeps_input_order():
-    p = intops.add_quant_params(0.5, 0, 0.25, 0, 0.25, 0)   # out = 2a + b
+    p = pointwise.add_quant_params(0.5, 0, 0.25, 0, 0.25, 0)   # out = 2a + b
     params = {**{k: I32(v) for k, v in p._asdict().items()}, "act_min": I32(-128),
               "act_max": I32(127)}
     qm = one_op(Op.make("a", "add", ["x", "y"], act="none"), [(1, 1, 1, 2)] * 2, (1, 1, 1, 2), params)
@@ -125,7 +125,7 @@ def test_add_keeps_input_order():
 
 
 def test_channel_mul_broadcasts_the_gate():
-    p = intops.mul_quant_params(1.0, 0, 1 / 256, -128, 1.0, 0)   # out = x * (g + 128) / 256
+    p = pointwise.mul_quant_params(1.0, 0, 1 / 256, -128, 1.0, 0)   # out = x * (g + 128) / 256
     params = {**{k: I32(v) for k, v in p._asdict().items()}, "act_min": I32(-128),
               "act_max": I32(127)}
     qm = one_op(Op.make("m", "channel_mul", ["x", "g"]), [(1, 2, 2, 2), (1, 1, 1, 2)],
@@ -230,7 +230,7 @@ def test_simulated_add_models_the_two_stage_rescale(left_shift):
         s1, s2 = (float(np.float32(v)) for v in rng.uniform(0.01, 0.1, 2))
         so = float(np.float32((s1 + s2) * rng.uniform(0.6, 1.6)))
         z1, z2, zo = (int(v) for v in rng.integers(-20, 21, 3))
-        p = intops.add_quant_params(s1, z1, s2, z2, so, zo, left_shift)
+        p = pointwise.add_quant_params(s1, z1, s2, z2, so, zo, left_shift)
         params = {**{k: I32(v) for k, v in p._asdict().items()}, "act_min": I32(-128),
                   "act_max": I32(127)}
         qm = one_op(op, [(1, 256, 256, 1)] * 2, (1, 256, 256, 1), params)

@@ -1,5 +1,5 @@
-"""Tests for tinyjax.codegen.intops (CMSIS-NN (v7, default build) integer reference kernels) and
-the fixed-point rules they share, tinyjax.codegen.fixedpoint.
+"""Tests for tinyjax.codegen.numerics.intops (CMSIS-NN (v7, default build) integer reference kernels) and
+the fixed-point rules they share, tinyjax.codegen.numerics.fixedpoint.
 
 The kernels are checked three ways:
 * literal cases worked by hand from the CMSIS-NN / TFLite definitions;
@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinyjax.codegen import fixedpoint as F
-from tinyjax.codegen import intops as I
+from tinyjax.codegen.numerics import fixedpoint as F
+from tinyjax.codegen.numerics import intops as I
+from tinyjax.codegen.numerics import pointwise as P
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -442,9 +443,9 @@ def test_add_exact(shape, s1, s2, so, seed):
     a = rng.integers(-128, 128, shape).astype(np.int8)
     b = rng.integers(-128, 128, shape).astype(np.int8)
     z1, z2, zo = (int(v) for v in rng.integers(-128, 128, 3))
-    p = I.add_quant_params(s1, z1, s2, z2, so, zo)
+    p = P.add_quant_params(s1, z1, s2, z2, so, zo)
     amin, amax = _act(rng)
-    got = I.elementwise_add_s8(a, b, **p._asdict(), act_min=amin, act_max=amax)
+    got = P.elementwise_add_s8(a, b, **p._asdict(), act_min=amin, act_max=amax)
     np.testing.assert_array_equal(got, ref_add(a, b, p, amin, amax))
 
 
@@ -461,7 +462,7 @@ def test_mul_exact(shape, se_broadcast, seed):
     o1, o2, oo = (int(v) for v in rng.integers(-127, 129, 3))
     mult, shift = int(rng.integers(1 << 30, 1 << 31)), int(rng.integers(-12, 3))
     amin, amax = _act(rng)
-    got = I.elementwise_mul_s8(a, b, o1, o2, oo, mult, shift, amin, amax)
+    got = P.elementwise_mul_s8(a, b, o1, o2, oo, mult, shift, amin, amax)
     assert got.shape == shape
     np.testing.assert_array_equal(got, ref_mul(a, b, o1, o2, oo, mult, shift, amin, amax))
 
@@ -563,9 +564,9 @@ def test_add_accuracy():
     qa, qb = F.quantize(af, s1, z1), F.quantize(bf, s2, z2)
     y = F.dequantize(qa, s1, z1) + F.dequantize(qb, s2, z2)
     so, zo = _asym_params(y)
-    p = I.add_quant_params(s1, z1, s2, z2, so, zo)
+    p = P.add_quant_params(s1, z1, s2, z2, so, zo)
     assert p.left_shift == 20 and p.in1_offset == -z1 and p.out_offset == zo
-    q = I.elementwise_add_s8(qa, qb, **p._asdict())
+    q = P.elementwise_add_s8(qa, qb, **p._asdict())
     _within_1lsb(q, y, so, zo)
 
 
@@ -577,8 +578,8 @@ def test_mul_accuracy_se_broadcast():
     qa, qs = F.quantize(af, s1, z1), F.quantize(sf, s2, z2)
     y = F.dequantize(qa, s1, z1) * F.dequantize(qs, s2, z2)
     so, zo = _asym_params(y)
-    p = I.mul_quant_params(s1, z1, s2, z2, so, zo)
-    q = I.elementwise_mul_s8(qa, qs, **p._asdict())
+    p = P.mul_quant_params(s1, z1, s2, z2, so, zo)
+    q = P.elementwise_mul_s8(qa, qs, **p._asdict())
     assert q.shape == af.shape
     _within_1lsb(q, y, so, zo)
 
@@ -647,7 +648,7 @@ def _sigmoid(v):
 
 def test_make_lut_sigmoid():
     in_scale, in_zp, out_scale, out_zp = 0.0625, -3, 1.0 / 256, -128
-    t = I.make_lut(_sigmoid, in_scale, in_zp, out_scale, out_zp)
+    t = P.make_lut(_sigmoid, in_scale, in_zp, out_scale, out_zp)
     assert t.shape == (256,) and t.dtype == np.int8
     assert np.all(np.diff(t.astype(np.int64)) >= 0)
     codes = np.arange(-128, 128)
@@ -659,16 +660,16 @@ def test_make_lut_sigmoid():
     assert (err[inner] <= out_scale * 0.5 + 1e-12).all()
     # lut_s8 indexes table[x + 128]
     x = np.array([[-128, 0, 127], [3, -3, 50]], dtype=np.int8)
-    np.testing.assert_array_equal(I.lut_s8(x, t), t[x.astype(np.int64) + 128])
+    np.testing.assert_array_equal(P.lut_s8(x, t), t[x.astype(np.int64) + 128])
 
 
 def test_make_lut_literal_and_scalar_fn():
-    ident = I.make_lut(lambda v: v, 0.5, 0, 0.5, 0)
+    ident = P.make_lut(lambda v: v, 0.5, 0, 0.5, 0)
     np.testing.assert_array_equal(ident, np.arange(-128, 128, dtype=np.int8))
     # halving: codes/2 rounded half away from zero
-    half = I.make_lut(lambda v: v, 0.5, 0, 1.0, 0)
+    half = P.make_lut(lambda v: v, 0.5, 0, 1.0, 0)
     assert [int(half[c + 128]) for c in (-3, -1, 1, 3, 5)] == [-2, -1, 1, 2, 3]
-    silu = I.make_lut(lambda v: v / (1 + math.exp(-v)), 0.05, 10, 0.03, -100)  # scalar-only fn
+    silu = P.make_lut(lambda v: v / (1 + math.exp(-v)), 0.05, 10, 0.03, -100)  # scalar-only fn
     codes = np.arange(-128, 128)
     real = (codes - 10) * 0.05
     ref = np.clip(F.round_half_away(real / (1 + np.exp(-real)) / 0.03) - 100, -128, 127)

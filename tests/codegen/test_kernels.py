@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 
 from tinyjax.codegen.graph import Graph, Op, Tensor
-from tinyjax.codegen.kernels import (
+from tinyjax.codegen.targets import (
     TARGETS,
     KernelChoice,
     UnknownTargetError,

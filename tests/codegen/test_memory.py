@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from specs import model_specs
 
 from tinyjax.codegen.graph import Graph, GraphError, Op, Tensor, graph_from_spec
-from tinyjax.codegen.kernels import TARGETS, UnknownTargetError, flash_bytes
-from tinyjax.codegen.memory import GraphPlan, fits, peak_sram_bytes, plan_graph, scratch_name
-from tinyjax.codegen.planner import DEFAULT_ALIGNMENT, lower_bound, verify
+from tinyjax.codegen.plan.buffers import DEFAULT_ALIGNMENT, lower_bound, verify
+from tinyjax.codegen.plan.graph_plan import GraphPlan, fits, peak_sram_bytes, plan_graph, scratch_name
+from tinyjax.codegen.targets import TARGETS, UnknownTargetError, flash_bytes
 from tinyjax.zoo import get_spec
 
 

@@ -20,10 +20,10 @@ import pytest
 from export_support import make, random_qmodel
 from toolchain_gate import require_tools
 
-from tinyjax.codegen.emit import emit
-from tinyjax.codegen.interpreter import run_int8, run_int8_patched
-from tinyjax.codegen.patch import choose_patch_plan
-from tinyjax.codegen.quantize import quantize_input
+from tinyjax.codegen.emit.emitter import emit
+from tinyjax.codegen.plan.patch import choose_patch_plan
+from tinyjax.codegen.quant.interpreter import run_int8, run_int8_patched
+from tinyjax.codegen.quant.quantize import quantize_input
 from tinyjax.zoo import get_spec, list_models
 
 MCUNET = sorted(n for n in list_models() if n.startswith("mcunet"))

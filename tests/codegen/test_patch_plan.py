@@ -1,4 +1,4 @@
-"""Patch schedules (``tinyjax.codegen.patch``): the patched integer reference equals layer by layer
+"""Patch schedules (``tinyjax.codegen.plan.patch``): the patched integer reference equals layer by layer
 on every zoo model and on random networks and schedules; every patch plan passes the verifier, and
 an arena simulation that runs the plan at its offsets (the loop over patches included) gives the
 reference's logits, so no live byte is overwritten; the chooser keeps its cap and budget."""
@@ -14,12 +14,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from specs import model_specs
 
-from tinyjax.codegen.errors import GraphError, PlanError
 from tinyjax.codegen.graph import graph_from_spec
-from tinyjax.codegen.interpreter import run_int8, run_int8_patched
-from tinyjax.codegen.memory import plan_graph
 from tinyjax.codegen.ops import OPS
-from tinyjax.codegen.patch import (
+from tinyjax.codegen.plan.buffers import verify
+from tinyjax.codegen.plan.graph_plan import plan_graph
+from tinyjax.codegen.plan.patch import (
     choose_patch_plan,
     make_schedule,
     patch_summary,
@@ -27,8 +26,9 @@ from tinyjax.codegen.patch import (
     region_buffer,
     stage_cuts,
 )
-from tinyjax.codegen.planner import verify
-from tinyjax.codegen.quantize import quantize_input
+from tinyjax.codegen.quant.interpreter import run_int8, run_int8_patched
+from tinyjax.codegen.quant.quantize import quantize_input
+from tinyjax.errors import GraphError, PlanError
 from tinyjax.zoo import get_spec, list_models
 
 PROPERTY = settings(max_examples=100, deadline=None, derandomize=True,

@@ -1,4 +1,4 @@
-"""Tests for tinyjax.codegen.planner (static arena memory planning).
+"""Tests for tinyjax.codegen.plan.buffers (static arena memory planning).
 
 Literal cases were worked out by hand (comments give the reasoning); property
 tests check every registered algorithm against the independent ``verify`` and
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinyjax.codegen.planner import (
+from tinyjax.codegen.plan.buffers import (
     DEFAULT_ALIGNMENT,
     PLANNERS,
     Buffer,

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from specs import model_specs
 
-from tinyjax.codegen import fixedpoint, intops
-from tinyjax.codegen.floatref import LUT_FUNCTIONS
 from tinyjax.codegen.graph import Graph, Op, QuantInfo, Tensor, graph_from_spec
-from tinyjax.codegen.quantize import (
+from tinyjax.codegen.numerics import fixedpoint, pointwise
+from tinyjax.codegen.numerics.floatref import LUT_FUNCTIONS
+from tinyjax.codegen.numerics.quantmath import SIGMOID_QUANT, activation_range, choose_quant
+from tinyjax.codegen.quant.quantize import (
     QuantizationError,
     QuantizedModel,
     calibrate,
@@ -22,7 +23,6 @@ from tinyjax.codegen.quantize import (
     quantize_input,
     run_float,
 )
-from tinyjax.codegen.quantmath import SIGMOID_QUANT, activation_range, choose_quant
 from tinyjax.errors import TinyJaxError
 from tinyjax.models import EfficientNet, init_variables
 from tinyjax.zoo import get_spec
@@ -255,17 +255,17 @@ def test_lut_add_mul_params(small_quantized):
         qo = qm.quant(op.output)
         if op.kind == "lut":
 
-            want = intops.make_lut(LUT_FUNCTIONS[op.attr("fn")], qi[0].scale, qi[0].zero_point,
+            want = pointwise.make_lut(LUT_FUNCTIONS[op.attr("fn")], qi[0].scale, qi[0].zero_point,
                                    qo.scale, qo.zero_point)
             np.testing.assert_array_equal(p["table"], want)
             assert p["table"].dtype == np.int8 and p["table"].shape == (256,)
         elif op.kind == "add":
-            want = intops.add_quant_params(qi[0].scale, qi[0].zero_point, qi[1].scale,
+            want = pointwise.add_quant_params(qi[0].scale, qi[0].zero_point, qi[1].scale,
                                            qi[1].zero_point, qo.scale, qo.zero_point)
             assert {k: int(p[k]) for k in want._fields} == want._asdict()
             assert int(p["left_shift"]) == 20
         elif op.kind == "channel_mul":
-            want = intops.mul_quant_params(qi[0].scale, qi[0].zero_point, qi[1].scale,
+            want = pointwise.mul_quant_params(qi[0].scale, qi[0].zero_point, qi[1].scale,
                                            qi[1].zero_point, qo.scale, qo.zero_point)
             assert {k: int(p[k]) for k in want._fields} == want._asdict()
             assert qi[1] == SIGMOID_QUANT

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from tinyjax.codegen.graph import graph_from_spec
-from tinyjax.codegen.memory import plan_graph, scratch_name
-from tinyjax.codegen.report import layer_rows, layer_table, plan_figure, plan_png, short_name
+from tinyjax.codegen.plan.graph_plan import plan_graph, scratch_name
+from tinyjax.codegen.plan.report import layer_rows, layer_table, plan_figure, plan_png, short_name
 from tinyjax.zoo import get_spec
 
 
@@ -136,8 +136,8 @@ def test_png_bytes_read_back_at_the_requested_size(plan_e):
 
 def test_the_table_does_not_import_matplotlib():
     code = ("import sys; from tinyjax.codegen.graph import graph_from_spec\n"
-            "from tinyjax.codegen.memory import plan_graph\n"
-            "from tinyjax.codegen.report import layer_table\nfrom tinyjax.zoo import get_spec\n"
+            "from tinyjax.codegen.plan.graph_plan import plan_graph\n"
+            "from tinyjax.codegen.plan.report import layer_table\nfrom tinyjax.zoo import get_spec\n"
             "layer_table(plan_graph(graph_from_spec(get_spec('mcunet_in0'))))\n"
             "assert 'matplotlib' not in sys.modules")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

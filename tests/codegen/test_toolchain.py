@@ -1,4 +1,4 @@
-"""tinyjax.codegen.toolchain: host builds with warnings as errors and sanitizers, MCU images with
+"""tinyjax.codegen.emit.toolchain: host builds with warnings as errors and sanitizers, MCU images with
 sizes and symbols, QEMU runs with argv and semihosted files, and exact instruction counts.
 
 MCU tests need ``arm-none-eabi-gcc``, newlib and ``qemu-system-arm``: they skip without them, and fail
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from toolchain_gate import MCU_TOOLS, require_tools
 
-from tinyjax.codegen import toolchain
-from tinyjax.codegen.errors import ToolchainError
+from tinyjax.codegen.emit import toolchain
+from tinyjax.errors import ToolchainError
 
 MCU = Path(__file__).resolve().parent / "mcu"
 TRIPS = (3, 10, 1000, 1)

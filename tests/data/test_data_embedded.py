@@ -187,3 +187,20 @@ def test_the_cache_returns_identical_arrays(tmp_path, monkeypatch):
 def test_a_bad_size_is_a_data_error(size):
     with pytest.raises(DataError, match="integer size of at least 16 px"):
         embedded.render_split("validation", size)
+
+
+def test_preparing_says_one_tinyjax_line_and_nothing_of_tfds_or_absl(tmp_path):
+    """TFDS's "Downloading and preparing dataset Unknown size …" and absl's warnings about the
+    half-written folder would be wrong here: one line of ours, on stderr, only the first time."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tinyjax.data.embedded import ensure_prepared\n"
+            f"ensure_prepared({str(tmp_path / 'd')!r}); print('second', file=sys.stderr)\n"
+            f"ensure_prepared({str(tmp_path / 'd')!r})\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert lines == [f"tinyjax: drawing the embedded dataset tinyjax_shapes into {tmp_path / 'd'} "
+                     "(generated here, once; nothing is downloaded)", "second"], r.stderr

@@ -21,7 +21,7 @@ TINY_OVERRIDES = ("total_steps=4", "batch_size=16", "eval_batch_size=400", "log_
 
 
 def tiny_config(spec: ModelSpec = TINY, **changes):
-    from tinyjax.config import apply_overrides, load_config
+    from tinyjax.train.config import apply_overrides, load_config
 
     cfg = apply_overrides(load_config(str(REPO / "configs/rubik_embedded.py")), TINY_OVERRIDES)
     cfg.spec = spec.to_json(indent=None)

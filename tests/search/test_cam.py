@@ -10,14 +10,14 @@ import pytest
 from sampling_support import TINY, tiny_config
 
 from tinyjax.errors import run_cli
-from tinyjax.search import cam
+from tinyjax.train import cam
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A training run of the tiny network (2 steps: the maps need weights, not good ones)."""
     from tinyjax.progress import Progress
-    from tinyjax.trainer import train_and_evaluate
+    from tinyjax.train.trainer import train_and_evaluate
 
     workdir = tmp_path_factory.mktemp("run")
     with open(workdir.parent / "train.log", "w") as log, Progress("test", stream=log) as p:
@@ -39,7 +39,7 @@ def _check_maps(model, variables, images):
 
 @pytest.mark.slow   # a training run (1.5-2.5 min on 2 shared cores); the map math is also checked below
 def test_the_map_pools_to_the_predicted_logit(trained):
-    from tinyjax.runs import eval_images, load_run
+    from tinyjax.train.runs import eval_images, load_run
 
     run = load_run(trained)
     assert cam.feature_module(run.spec) == "head"

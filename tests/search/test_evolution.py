@@ -17,7 +17,7 @@ import pytest
 
 from tinyjax.counting import count
 from tinyjax.errors import TinyJaxError
-from tinyjax.search.evolution import (
+from tinyjax.search.tinynas.evolution import (
     EvolutionConfig,
     EvolutionError,
     EvolutionState,
@@ -28,8 +28,8 @@ from tinyjax.search.evolution import (
     evolve,
     mutate,
 )
-from tinyjax.search.evolution_plots import pareto_figure, pareto_front, progress_figure
-from tinyjax.search.space import Arch, SearchSpace
+from tinyjax.search.tinynas.evolution_plots import pareto_figure, pareto_front, progress_figure
+from tinyjax.search.tinynas.space import Arch, SearchSpace
 
 SPACE = SearchSpace(0.3, 64, num_classes=10)
 CFG = EvolutionConfig(population=16, generations=10, max_tries=30)
@@ -90,8 +90,8 @@ def test_verify_agrees_with_the_check_on_every_record(run):
 
 def test_the_check_is_the_codegen_plan(budget):
     from tinyjax.codegen.graph import graph_from_spec
-    from tinyjax.codegen.kernels import flash_bytes
-    from tinyjax.codegen.memory import peak_sram_bytes
+    from tinyjax.codegen.plan.graph_plan import peak_sram_bytes
+    from tinyjax.codegen.targets import flash_bytes
 
     check, rng = MemoryCheck(SPACE, budget, flash_bytes=300_000), random.Random(5)
     for arch in [SPACE.largest(), SPACE.smallest()] + [SPACE.sample(rng) for _ in range(4)]:

@@ -10,7 +10,7 @@ import pytest
 
 from tinyjax.counting import count
 from tinyjax.scaling import TINYNET, scale
-from tinyjax.search.rubik import (
+from tinyjax.search.rubik.formula import (
     BUILTIN_PATH,
     Formula,
     FormulaError,
@@ -126,7 +126,7 @@ def test_plot_shows_both_regressions(formula, tmp_path):
 
 def test_the_shipped_formula_is_what_fit_builtin_gives():
     pytest.importorskip("gpytorch")
-    from tinyjax.search.rubik import fit_builtin
+    from tinyjax.search.rubik.formula import fit_builtin
 
     fresh, shipped = fit_builtin().to_dict(), json.loads(BUILTIN_PATH.read_text())
     for key in ("r", "d"):

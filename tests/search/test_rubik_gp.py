@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tinyjax.search.gp import GP, GPError, fit_gp
+from tinyjax.search.rubik.gp import GP, GPError, fit_gp
 
 pytest.importorskip("gpytorch")
 
@@ -30,7 +30,7 @@ def noisy_fit(fits):
 
 
 def test_numpy_posterior_equals_gpytorchs_to_1e5(noisy_fit):
-    from tinyjax.search.gp import torch_posterior
+    from tinyjax.search.rubik.gp import torch_posterior
 
     gp = noisy_fit
     grid = np.linspace(-3.5, 0.5, 41)

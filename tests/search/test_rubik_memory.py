@@ -4,10 +4,10 @@
 import pytest
 
 from tinyjax.codegen.graph import graph_from_spec
-from tinyjax.codegen.kernels import flash_bytes
-from tinyjax.codegen.memory import peak_sram_bytes
-from tinyjax.search.rubik import FormulaError, builtin_formula
-from tinyjax.search.rubik_memory import curve_point, largest_within
+from tinyjax.codegen.plan.graph_plan import peak_sram_bytes
+from tinyjax.codegen.targets import flash_bytes
+from tinyjax.search.rubik.formula import FormulaError, builtin_formula
+from tinyjax.search.rubik.memory import curve_point, largest_within
 
 KIB = 1024
 

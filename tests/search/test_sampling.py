@@ -10,8 +10,8 @@ import pytest
 
 from tinyjax.counting import count
 from tinyjax.errors import run_cli
-from tinyjax.search import sampling
-from tinyjax.search.sampling import SamplingError, frontier, parse_macs, read_results, sample_models
+from tinyjax.search.rubik import sampling
+from tinyjax.search.rubik.sampling import SamplingError, frontier, parse_macs, read_results, sample_models
 from tinyjax.zoo import efficientnet_b0
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs/train_embedded.py")

@@ -1,4 +1,4 @@
-"""``python -m tinyjax.search.sampling`` end to end on the embedded dataset with a tiny base
+"""``python -m tinyjax.search.rubik.sampling`` end to end on the embedded dataset with a tiny base
 network: killed with SIGKILL after its first model, then rerun, it finishes without retraining
 that model and writes samples, frontier (and the formula when tinyjax.search.rubik is there)."""
 
@@ -22,7 +22,7 @@ def _command(tmp_path, workdir):
     base = tmp_path / "tiny.json"
     base.write_text(TINY.to_json())
     target = count(scale(TINY, 0.9, 1.0, 1.0)).macs
-    return [sys.executable, "-m", "tinyjax.search.sampling", "--config",
+    return [sys.executable, "-m", "tinyjax.search.rubik.sampling", "--config",
             str(REPO / "configs/rubik_embedded.py"), "--base", str(base), "--targets", str(target),
             "--samples", "3", "--per-band", "3", "--tolerance", "0.3", "--workdir", str(workdir),
             "--config.resolution=16", *(f"--config.{o}" for o in TINY_OVERRIDES)]

@@ -12,8 +12,8 @@ import types
 import pytest
 from sampling_support import TINY
 
-from tinyjax.search import sampling
-from tinyjax.search.sampling import SamplingError, run_sampling, sample_models
+from tinyjax.search.rubik import sampling
+from tinyjax.search.rubik.sampling import SamplingError, run_sampling, sample_models
 
 BASE = TINY.with_(resolution=32)
 TARGETS = [300_000, 500_000]
@@ -37,7 +37,8 @@ def trained(monkeypatch):
 
 @pytest.fixture
 def fake_rubik(monkeypatch):
-    """A stand-in for tinyjax.search.rubik (fit_formula, plot_fit, Formula.save) recording its calls."""
+    """A stand-in for tinyjax.search.rubik.formula (fit_formula, plot_fit, Formula.save) recording
+    its calls."""
     seen = {}
 
     class Formula:
@@ -52,9 +53,9 @@ def fake_rubik(monkeypatch):
         seen["plot"] = (frontier, samples)
         path.write_bytes(b"png")
 
-    module = types.ModuleType("tinyjax.search.rubik")
+    module = types.ModuleType("tinyjax.search.rubik.formula")
     module.fit_formula, module.plot_fit, module.Formula = fit_formula, plot_fit, Formula
-    monkeypatch.setitem(sys.modules, "tinyjax.search.rubik", module)
+    monkeypatch.setitem(sys.modules, "tinyjax.search.rubik.formula", module)
     return seen
 
 

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
+from tinyjax.cli import resolve_model
 from tinyjax.counting import count
 from tinyjax.errors import run_cli
-from tinyjax.info import resolve_model
 from tinyjax.search.__main__ import main
-from tinyjax.search.rubik import builtin_points
+from tinyjax.search.rubik.formula import builtin_points
 from tinyjax.spec import ModelSpec
 
 
@@ -36,8 +36,8 @@ def test_flops_100M_prints_the_network_and_writes_a_spec_export_accepts(capsys, 
 def test_train_takes_the_written_spec_file_as_config_spec(capsys, tmp_path):
     from ml_collections import ConfigDict
 
-    from tinyjax.config import apply_overrides
-    from tinyjax.run_setup import spec_from_config
+    from tinyjax.train.config import apply_overrides
+    from tinyjax.train.run_setup import spec_from_config
 
     path = tmp_path / "rubik.json"
     assert cli(capsys, "--flops", "30M", "--out", str(path))[0] == 0
@@ -55,7 +55,7 @@ def test_the_module_runs_as_a_program():
 
 
 def test_budget_256kB_reports_the_fit_and_the_next_step(capsys, tmp_path):
-    from tinyjax.codegen.memory import peak_sram_bytes
+    from tinyjax.codegen.plan.graph_plan import peak_sram_bytes
 
     path = tmp_path / "fit.json"
     rc, out, err = cli(capsys, "--method", "rubik", "--budget", "256kB", "--out", str(path))

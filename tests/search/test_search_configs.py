@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tinyjax.config import ConfigFileError, apply_overrides, load_config, train_defaults
-from tinyjax.search.space import RESOLUTIONS, WIDTHS, SearchSpace
-from tinyjax.search.supernet import supernet_defaults
+from tinyjax.search.tinynas.space import RESOLUTIONS, WIDTHS, SearchSpace
+from tinyjax.search.tinynas.supernet import supernet_defaults
+from tinyjax.train.config import ConfigFileError, apply_overrides, load_config, train_defaults
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EMBEDDED = str(CONFIGS / "search_embedded.py")

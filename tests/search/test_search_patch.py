@@ -9,15 +9,15 @@ import random
 import pytest
 
 from tinyjax.codegen.graph import graph_from_spec
-from tinyjax.codegen.memory import plan_graph
-from tinyjax.codegen.patch import choose_patch_plan
+from tinyjax.codegen.plan.graph_plan import plan_graph
+from tinyjax.codegen.plan.patch import choose_patch_plan
 from tinyjax.counting import count
 from tinyjax.errors import run_cli
 from tinyjax.search.__main__ import main
-from tinyjax.search.evolution import MemoryCheck
-from tinyjax.search.space import SearchSpace
-from tinyjax.search.stage1 import evaluate_space, space_seed
-from tinyjax.search.tinynas import Budget
+from tinyjax.search.tinynas.evolution import MemoryCheck
+from tinyjax.search.tinynas.run import Budget
+from tinyjax.search.tinynas.space import SearchSpace
+from tinyjax.search.tinynas.stage1 import evaluate_space, space_seed
 
 KB, MB = 1024, 1024 ** 2
 SPACE = SearchSpace(0.5, 144, 10)

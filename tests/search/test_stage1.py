@@ -11,13 +11,13 @@ import random
 import pytest
 
 from tinyjax.codegen.graph import Graph, Op, Tensor, graph_from_spec
-from tinyjax.codegen.kernels import flash_bytes
-from tinyjax.codegen.memory import chain_buffers, fits, peak_sram_bytes, peak_within, plan_graph
-from tinyjax.codegen.planner import lower_bound
+from tinyjax.codegen.plan.buffers import lower_bound
+from tinyjax.codegen.plan.graph_plan import chain_buffers, fits, peak_sram_bytes, peak_within, plan_graph
+from tinyjax.codegen.targets import flash_bytes
 from tinyjax.counting import count
 from tinyjax.errors import TinyJaxError
-from tinyjax.search.space import SearchSpace, grid
-from tinyjax.search.stage1 import (
+from tinyjax.search.tinynas.space import SearchSpace, grid
+from tinyjax.search.tinynas.stage1 import (
     SpaceStats,
     _BlockTables,
     choose_space,
@@ -26,8 +26,8 @@ from tinyjax.search.stage1 import (
     smallest_peak,
     space_seed,
 )
-from tinyjax.search.stage1_report import cdf_figure, table_markdown
-from tinyjax.search.units import format_bytes
+from tinyjax.search.tinynas.stage1_report import cdf_figure, table_markdown
+from tinyjax.units import format_bytes
 
 KB, MB = 1024, 1024 ** 2
 

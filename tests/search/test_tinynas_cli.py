@@ -32,8 +32,8 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, args, match):
 
 
 def test_budget_below_the_smallest_network_names_its_peak_and_exits_2(capsys, tmp_path):
-    from tinyjax.codegen.memory import peak_sram_bytes
-    from tinyjax.search.space import SearchSpace
+    from tinyjax.codegen.plan.graph_plan import peak_sram_bytes
+    from tinyjax.search.tinynas.space import SearchSpace
 
     smallest = SearchSpace(0.2, 48, 10).spec(SearchSpace(0.2, 48, 10).smallest())
     peak = peak_sram_bytes(smallest, "cortex-m7")
@@ -42,9 +42,9 @@ def test_budget_below_the_smallest_network_names_its_peak_and_exits_2(capsys, tm
     assert rc == 2 and len(lines) == 1, err
     assert "smallest network" in lines[0] and f"{peak:,} B" in lines[0], lines[0]
     # one byte below the smallest peak is refused, the peak itself is not refused by this check
-    from tinyjax.config import load_config
-    from tinyjax.search.tinynas import Budget
-    from tinyjax.search.tinynas_stages import check_reachable
+    from tinyjax.search.tinynas.run import Budget
+    from tinyjax.search.tinynas.stages import check_reachable
+    from tinyjax.train.config import load_config
 
     cfg = load_config("configs/search_embedded.py")
     check_reachable(cfg, Budget(peak, 2**20, "cortex-m7"))
@@ -56,10 +56,10 @@ def test_a_winner_over_the_budget_is_never_exported():
     """The verified plan decides: one byte below a network's peak stops the search."""
     import random
 
-    from tinyjax.search.evolution import MemoryCheck
-    from tinyjax.search.space import SearchSpace
-    from tinyjax.search.tinynas import SearchError
-    from tinyjax.search.tinynas_stages import verified_winner
+    from tinyjax.search.tinynas.evolution import MemoryCheck
+    from tinyjax.search.tinynas.run import SearchError
+    from tinyjax.search.tinynas.space import SearchSpace
+    from tinyjax.search.tinynas.stages import verified_winner
 
     space = SearchSpace(0.3, 96, 10)
     arch = space.sample(random.Random(1))
@@ -77,11 +77,12 @@ def test_a_finished_search_rerun_neither_trains_nor_exports_again(tmp_path, monk
     restoring the checkpoint and rebuilding the C (minutes of derived work)."""
     from types import SimpleNamespace
 
-    from tinyjax import trainer
-    from tinyjax.config import load_config
-    from tinyjax.search import search_export, tinynas_stages
-    from tinyjax.search.space import SearchSpace
-    from tinyjax.search.tinynas import WorkDir
+    from tinyjax.search.tinynas import export as search_export
+    from tinyjax.search.tinynas import stages as tinynas_stages
+    from tinyjax.search.tinynas.run import WorkDir
+    from tinyjax.search.tinynas.space import SearchSpace
+    from tinyjax.train import trainer
+    from tinyjax.train.config import load_config
 
     calls = []
 

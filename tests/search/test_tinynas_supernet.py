@@ -15,8 +15,8 @@ import pytest
 from tinyjax.errors import TinyJaxError
 from tinyjax.models import EfficientNet, init_variables
 from tinyjax.progress import Progress
-from tinyjax.search.space import SearchSpace
-from tinyjax.search.supernet import (
+from tinyjax.search.tinynas.space import SearchSpace
+from tinyjax.search.tinynas.supernet import (
     SubnetEvaluator,
     normalise_images,
     sort_channels,
@@ -25,7 +25,7 @@ from tinyjax.search.supernet import (
     supernet_defaults,
     supernet_model,
 )
-from tinyjax.search.supernet_train import step_archs, train_supernet
+from tinyjax.search.tinynas.supernet_train import step_archs, train_supernet
 
 SPACE = SearchSpace(0.2, 32, 10, kernels=(3, 5, 7), expands=(3.0, 4.0), depths=(1, 2))
 TINY = SearchSpace(0.2, 32, 10, kernels=(3, 5), expands=(3.0, 4.0), depths=(1, 2))
@@ -140,7 +140,7 @@ def test_sort_keeps_largest_and_orders_channels():
 def _cfg(**kw):
     c = supernet_defaults()
     # one compiled step for every training test: same program-shaping values
-    # (tinyjax.search.supernet_train keeps the last programs)
+    # (tinyjax.search.tinynas.supernet_train keeps the last programs)
     c.update({**dict(steps=6, batch_size=8, k=3, resolution=0, lr=1e-2, warmup_steps=0,
                      checkpoint_every=2, log_every=2, flip=True), **kw})
     return c

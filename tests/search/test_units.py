@@ -2,7 +2,7 @@
 
 import pytest
 
-from tinyjax.search.units import UnitError, format_bytes, format_count, parse_bytes, parse_count
+from tinyjax.units import UnitError, format_bytes, format_count, parse_bytes, parse_count
 
 
 @pytest.mark.parametrize("text, n", [

@@ -1,7 +1,7 @@
 import pytest
 from ml_collections import ConfigDict
 
-from tinyjax.config import ConfigFileError, apply_overrides, load_config
+from tinyjax.train.config import ConfigFileError, apply_overrides, load_config
 
 
 def base():

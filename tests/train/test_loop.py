@@ -15,9 +15,9 @@ from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 
 from tinyjax.progress import Progress
-from tinyjax.run_setup import Run
-from tinyjax.sharding import Program, Shardings
-from tinyjax.trainer import StopRequest, train_loop
+from tinyjax.train.run_setup import Run
+from tinyjax.train.sharding import Program, Shardings
+from tinyjax.train.trainer import StopRequest, train_loop
 
 
 class Saves:

@@ -11,7 +11,7 @@ import json, sys
 import jax, numpy as np
 sys.path.insert(0, sys.argv[1])
 from tiny import batches, step_parts
-from tinyjax import sharding, steps
+from tinyjax.train import sharding, steps
 assert len(jax.devices()) == 8, jax.devices()
 model, tx, schedule, _ = step_parts()
 from ml_collections import ConfigDict

@@ -3,7 +3,7 @@ import numpy as np
 import optax
 import pytest
 
-from tinyjax import optim
+from tinyjax.train import optim
 
 
 def test_exponential_schedule_warms_up_then_decays_in_stairs():

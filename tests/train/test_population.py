@@ -2,7 +2,7 @@ import jax
 import numpy as np
 from tiny import batches, step_parts
 
-from tinyjax import steps
+from tinyjax.train import steps
 
 
 def test_population_of_4_equals_4_separate_runs():

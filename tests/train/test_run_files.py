@@ -11,11 +11,11 @@ import json
 from cli import REPO
 from tiny import TINY
 
-from tinyjax.checkpoints import fingerprint
-from tinyjax.config import apply_overrides, config_from_json, load_config, train_defaults
 from tinyjax.progress import Progress
-from tinyjax.run_setup import setup
 from tinyjax.spec import ModelSpec
+from tinyjax.train.checkpoints import fingerprint
+from tinyjax.train.config import apply_overrides, config_from_json, load_config, train_defaults
+from tinyjax.train.run_setup import setup
 
 
 def tiny_config(*extra):

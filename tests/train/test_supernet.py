@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from tiny import batches, step_parts
 
-from tinyjax import steps
 from tinyjax.models import EfficientNet, init_variables, subnet_masks
 from tinyjax.spec import BlockSpec, HeadSpec, ModelSpec, StageSpec, StemSpec
+from tinyjax.train import steps
 
 SUPER = ModelSpec(
     name="super", stem=StemSpec(8),

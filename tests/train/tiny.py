@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
-from tinyjax import optim, run_setup, steps
 from tinyjax.spec import BlockSpec, HeadSpec, ModelSpec, StageSpec, StemSpec
+from tinyjax.train import optim, run_setup, steps
 
 TINY = ModelSpec(
     name="tiny", stem=StemSpec(8),

@@ -18,12 +18,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from tinyjax.errors import TinyJaxError  # noqa: E402
-
-
-class DataError(TinyJaxError, ValueError):
-    """A dataset that cannot be read as asked: unknown name, missing folder or split, unprepared data."""
-
+from tinyjax.errors import DataError  # noqa: E402,F401 - importable from here without TensorFlow
 
 _LAZY = {
     "DatasetInfo": "pipeline",
@@ -45,8 +40,11 @@ __all__ = ["DataError", *_LAZY]
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
-        module = importlib.import_module(f"tinyjax.data.{_LAZY[name]}")
+        if _LAZY[name] == "pipeline":
+            import tinyjax.data.pipeline as module
+        elif _LAZY[name] == "embedded":
+            import tinyjax.data.embedded as module
+        else:
+            import tinyjax.data.embedded_sized as module
         return getattr(module, name)
     raise AttributeError(f"module 'tinyjax.data' has no attribute {name!r}")

@@ -37,8 +37,6 @@ import math
 
 import tensorflow as tf
 
-import tinyjax.data  # noqa: F401  (sets TensorFlow's environment before the import below)
-
 FILL_RGB = (124.0, 116.0, 104.0)  # ImageNet mean colour, 0..255: fill of rotated/shifted borders
 MAX_LEVEL = 10.0
 APPLY_PROB = 0.5  # each of the n RandAugment layers applies its op with this probability

@@ -14,13 +14,20 @@ it once (about a minute at 176 px on 2 cores) into ``<data_dir>/tinyjax_shapes_s
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from tinyjax.data.embedded import CLASS_NAMES, SPLIT_SIZES, default_data_dir, encode_png, render_split
+from tinyjax.data.embedded import (
+    CLASS_NAMES,
+    SPLIT_SIZES,
+    QuietPreparation,
+    default_data_dir,
+    encode_png,
+    prepare,
+    render_split,
+)
 
 NAME = "tinyjax_shapes_sized"
 SIZES = (32, *range(48, 225, 16), 256)   # pixels
@@ -34,13 +41,13 @@ def dataset_name(size: int) -> str:
 
 def _check_size(size) -> int:
     if isinstance(size, bool) or not isinstance(size, int) or size not in SIZES:
-        from tinyjax.data import DataError
+        from tinyjax.errors import DataError
 
         raise DataError(f"{NAME} is drawn at {', '.join(map(str, SIZES))} px, not {size!r}")
     return size
 
 
-class TinyjaxShapesSized(tfds.core.GeneratorBasedBuilder):
+class TinyjaxShapesSized(QuietPreparation, tfds.core.GeneratorBasedBuilder):
     """TFDS builder of ``tinyjax_shapes_sized/<size>px`` (module docstring)."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -80,12 +87,7 @@ def ensure_prepared_sized(size: int, data_dir: str | None = None) -> str:
     _check_size(size)
     data_dir = str(Path(data_dir or default_data_dir()).expanduser())
     builder = TinyjaxShapesSized(config=f"{size}px", data_dir=data_dir)
-    if not builder.is_prepared():
-        tfds.disable_progress_bar()   # TFDS's own bars would flood a log; the search says what it does
-        config = tfds.download.DownloadConfig(try_download_gcs=False,
-                                              compute_stats=tfds.download.ComputeStatsMode.SKIP)
-        builder.download_and_prepare(download_dir=os.path.join(data_dir, "downloads"),
-                                     download_config=config)
+    prepare(builder, data_dir)
     return data_dir
 
 
@@ -94,7 +96,7 @@ def load_numpy_sized(split: str, size: int, data_dir: str | None = None) -> tupl
     drawing order (the order of :func:`~tinyjax.data.embedded.render_split`): images uint8
     [N, size, size, 3], labels int32 [N]."""
     if split not in SPLIT_SIZES:
-        from tinyjax.data import DataError
+        from tinyjax.errors import DataError
 
         raise DataError(f"{NAME} has no split {split!r}; splits: {', '.join(SPLIT_SIZES)}")
     builder = TinyjaxShapesSized(config=f"{size}px", data_dir=ensure_prepared_sized(size, data_dir))

@@ -1,0 +1,58 @@
+"""What every kind of memory plan offers: :class:`Plan`.
+
+A layer-by-layer plan (:class:`~tinyjax.codegen.plan.graph_plan.GraphPlan`) and a patch-based one
+(:class:`~tinyjax.codegen.plan.patch.PatchPlan`) differ in how they lay out the arena, not in what
+the emitter, the reports, the export and the search read from them: the graph and target planned,
+the execution order, where each whole tensor and each op's scratch live, the peak and its lower
+bound, the layer-by-layer peak for comparison, and ``schedule``, the patch schedule whose loop the
+C runs first (``None``: every op once, layer by layer). Code that needs to tell the kinds apart asks
+``plan.schedule is None``; a new kind of plan implements this protocol and nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from tinyjax.codegen.graph import Graph
+    from tinyjax.codegen.plan.buffers import MemoryPlan
+    from tinyjax.codegen.plan.schedule import PatchSchedule
+
+__all__ = ["Plan"]
+
+
+@runtime_checkable
+class Plan(Protocol):
+    """A graph's arena layout, whatever its kind (module docstring)."""
+
+    #: the planned graph
+    graph: Graph
+    #: target name (selects kernels and their scratch)
+    target: str
+    #: op names in execution order
+    order: tuple[str, ...]
+    #: the buffers and their offsets (:class:`~tinyjax.codegen.plan.buffers.MemoryPlan`)
+    memory_plan: MemoryPlan
+    #: per op of ``graph.ops``: whether it writes over an input's bytes
+    in_place: tuple[bool, ...]
+    #: arena offset of every whole tensor the plan holds
+    tensor_offsets: Mapping[str, int]
+    #: op name -> arena offset of its scratch (ops with scratch only)
+    scratch_offsets: Mapping[str, int]
+
+    @property
+    def schedule(self) -> PatchSchedule | None:
+        """The patch schedule run first, ``None`` for layer by layer."""
+
+    @property
+    def peak_bytes(self) -> int:
+        """The arena's size in bytes: every byte the network needs at run time."""
+
+    @property
+    def lower_bound_bytes(self) -> int:
+        """No placement of the same buffers uses fewer bytes."""
+
+    @property
+    def layer_peak_bytes(self) -> int:
+        """The layer-by-layer plan's peak (this plan's own for a layer-by-layer plan)."""
