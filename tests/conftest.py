@@ -1,4 +1,4 @@
-"""Shared fixtures: a hermetic HOME, the steering repo's reference data and an importable timm."""
+"""Shared fixtures: a hermetic HOME, the MCUNet reference net-configs and an importable timm."""
 
 from __future__ import annotations
 
@@ -51,14 +51,16 @@ def home_stays_empty():
                          "into tmp_path, or point the tool at a temporary folder in conftest.py")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-MCUNET_CONFIGS = SHARED / "reference" / "mcunet"
+#: the official MCUNet model-zoo net-configs, carried by the repository (see its NOTICE.md)
+MCUNET_CONFIGS = REPO / "tests" / "reference" / "mcunet"
 
 
 @pytest.fixture(scope="session")
 def mcunet_configs() -> Path:
-    if not MCUNET_CONFIGS.is_dir():
-        pytest.skip(f"reference net-configs not found at {MCUNET_CONFIGS} (shared/ beside the repo)")
+    """The folder of the official net-configs; the repository carries them, so a missing one is a
+    broken checkout (an error), never a skip."""
+    files = sorted(MCUNET_CONFIGS.glob("*.json"))
+    assert len(files) == 13, f"expected the 13 MCUNet net-configs in {MCUNET_CONFIGS}, found {len(files)}"
     return MCUNET_CONFIGS
 
 
