@@ -22,3 +22,25 @@ def sigkill_when(cmd: list[str], ready: Callable[[], bool], stderr_path: Path, *
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
+
+
+def signal_when(cmd: list[str], ready: Callable[[Path, Path], bool], log: Path, *, sig: int, env: dict,
+                cwd: Path, timeout: float) -> int:
+    """Run ``cmd`` (stdout into ``log.out``, stderr into ``log.err``) until ``ready(out, err)``
+    holds, send it ``sig`` (e.g. SIGINT, a Ctrl-C) and return its exit code; fails if the command
+    ends first or ``timeout`` seconds pass, or if it does not exit within a minute of the signal."""
+    out_path, err_path = log.with_suffix(".out"), log.with_suffix(".err")
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err)
+        try:
+            deadline = time.monotonic() + timeout
+            while not ready(out_path, err_path):
+                assert proc.poll() is None, f"it ended before the signal:\n{err_path.read_text()[-3000:]}"
+                assert time.monotonic() < deadline, err_path.read_text()[-3000:]
+                time.sleep(0.05)
+            proc.send_signal(sig)
+            return proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=60)
