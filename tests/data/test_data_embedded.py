@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from tinyjax.data import DataError, embedded
+from tinyjax.data import embedded, scenes
+from tinyjax.errors import DataError
 
 
 def _digest(images: np.ndarray, labels: np.ndarray) -> str:
@@ -37,9 +38,9 @@ def test_tfds_copy_holds_exactly_the_rendered_examples(shapes_dir):
 def test_blocks_are_drawn_independently_of_each_other():
     images, labels = embedded.render_split("validation")
     b = embedded.BLOCK
-    again = embedded._render(embedded._draw_block(1, 2, b))  # block 2 alone, out of order
+    again = scenes._render(scenes._draw_block(1, 2, b))  # block 2 alone, out of order
     np.testing.assert_array_equal(again, images[2 * b:3 * b])
-    other_split = embedded._render(embedded._draw_block(0, 2, b))
+    other_split = scenes._render(scenes._draw_block(0, 2, b))
     assert not np.array_equal(again, other_split)
     np.testing.assert_array_equal(labels, np.arange(len(labels)) % 10)
 
@@ -111,9 +112,9 @@ def test_size_32_is_the_dataset_drawn_before_sizes_existed():
 
 
 def _noiseless(size: int, n: int = 200) -> np.ndarray:
-    params = embedded._draw_block(1, 0, n, size)
+    params = scenes._draw_block(1, 0, n, size)
     params["noise"][:] = 0
-    return embedded._render(params).astype(np.float32)
+    return scenes._render(params).astype(np.float32)
 
 
 def _shrink(images: np.ndarray, factor: int) -> np.ndarray:
@@ -134,24 +135,24 @@ def test_a_larger_size_draws_the_same_scenes():
 def test_noise_keeps_its_strength_per_image_at_any_size():
     sigma = {}
     for size in (32, 96):
-        noisy = embedded._render(embedded._draw_block(1, 0, 200, size)).astype(np.float32)
+        noisy = scenes._render(scenes._draw_block(1, 0, 200, size)).astype(np.float32)
         sigma[size] = (noisy - _noiseless(size)).std(axis=(1, 2, 3))
     assert np.corrcoef(sigma[32], sigma[96])[0, 1] > 0.99
     assert 0.95 < np.mean(sigma[96] / sigma[32]) < 1.05
     # ... from a generator of its own: the 96-px noise is not the 32-px stream continued
-    a = embedded._draw_block(1, 0, 4, 96)["noise"][:, :32, :32]
-    assert not np.allclose(a, embedded._draw_block(1, 0, 4, 32)["noise"])
+    a = scenes._draw_block(1, 0, 4, 96)["noise"][:, :32, :32]
+    assert not np.allclose(a, scenes._draw_block(1, 0, 4, 32)["noise"])
 
 
 def test_marks_drawn_in_windows_equal_marks_drawn_over_the_whole_image(monkeypatch):
-    windowed = embedded._render(embedded._draw_block(0, 3, 60, 80))
+    windowed = scenes._render(scenes._draw_block(0, 3, 60, 80))
 
     def whole_image(mark, size):
         grid = np.broadcast_to(np.arange(size), (len(mark["x"]), size))
         return grid, grid
 
-    monkeypatch.setattr(embedded, "_mark_window", whole_image)
-    np.testing.assert_array_equal(windowed, embedded._render(embedded._draw_block(0, 3, 60, 80)))
+    monkeypatch.setattr(scenes, "_mark_window", whole_image)
+    np.testing.assert_array_equal(windowed, scenes._render(scenes._draw_block(0, 3, 60, 80)))
 
 
 def test_other_sizes_are_deterministic_and_drawn_block_by_block():
@@ -161,7 +162,7 @@ def test_other_sizes_are_deterministic_and_drawn_block_by_block():
     again, _ = embedded.render_split("validation", 48, workers=1)
     np.testing.assert_array_equal(images, again)
     b = embedded.BLOCK
-    np.testing.assert_array_equal(embedded._render(embedded._draw_block(1, 4, b, 48)), images[4 * b:5 * b])
+    np.testing.assert_array_equal(scenes._render(scenes._draw_block(1, 4, b, 48)), images[4 * b:5 * b])
 
 
 def test_the_cache_returns_identical_arrays(tmp_path, monkeypatch):

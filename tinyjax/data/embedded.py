@@ -60,10 +60,16 @@ from tinyjax.data.scenes import (
     BLOCK,
     CLASS_NAMES,
     IMAGE_SIZE,
+    NUM_CLASSES,
+    SEED,
     SPLIT_SIZES,
     _draw_block,
     _render,
 )
+
+__all__ = ["BLOCK", "CLASS_NAMES", "IMAGE_SIZE", "NAME", "NUM_CLASSES", "SEED", "SPLIT_SIZES",
+           "QuietPreparation", "TinyjaxShapes", "cache_path", "default_data_dir", "encode_png",
+           "ensure_prepared", "load_numpy", "load_rendered", "prepare", "render_split"]
 from tinyjax.errors import DataError
 
 NAME = "tinyjax_shapes"
