@@ -1,5 +1,8 @@
 """What a wheel of tinyjax holds, and that an installed (non-editable) copy runs outside a checkout:
-the default configs, the C runtime and templates, the built-in formula ship with the package."""
+the default configs, the C runtime and templates, the built-in formula ship with the package.
+
+The wheel tests are slow (they build and install it: ``.ci/run`` runs them in its search target);
+the fallback of ``--config`` to the shipped configs is in the default suite."""
 
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ def wheel(tmp_path_factory) -> Path:
     return whl
 
 
+@pytest.mark.slow   # builds and installs a wheel (.ci/run's search target runs it)
 def test_the_wheel_holds_the_default_configs_and_the_package_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = {Path(p).name for p in (REPO / "configs").glob("*.py")}
@@ -75,6 +79,7 @@ def installed(wheel, tmp_path_factory) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(target)}
 
 
+@pytest.mark.slow   # builds and installs a wheel (.ci/run's search target runs it)
 def test_an_installed_package_imports_from_its_own_folder_and_finds_its_configs(installed, tmp_path):
     code = ("import tinyjax, tinyjax.codegen.emit.c_runtime as rt\n"
             "from tinyjax.train.config import config_file, load_config\n"
@@ -91,6 +96,7 @@ def test_an_installed_package_imports_from_its_own_folder_and_finds_its_configs(
     assert int(n_sources) >= 10 and int(steps) > 0
 
 
+@pytest.mark.slow   # builds and installs a wheel (.ci/run's search target runs it)
 def test_info_runs_from_the_installed_package(installed, tmp_path):
     r = subprocess.run([sys.executable, "-m", "tinyjax.info", "mcunet_in0", "--json"], cwd=tmp_path,
                        env=installed, capture_output=True, text=True, timeout=300)

@@ -44,6 +44,7 @@ def build_and_check(cwd: Path, export_stdout: str, images: int) -> None:
     assert f"{images} images, {images} bit-exact, 0 failed" in r.stdout, r.stdout
 
 
+@pytest.mark.slow   # four subprocesses and a C build (.ci/run's training target runs it)
 def test_a_network_for_100M_macs_its_report_and_its_c_checked_on_the_host(tmp_path):
     """python -m tinyjax.search --flops 100M --out rubik100m.json; python -m tinyjax.info
     rubik100m.json --json; python -m tinyjax.export --spec rubik100m.json --out c_out; and the
