@@ -3,7 +3,7 @@
     python benchmarks/codesign.py [--budget 320kB] [--flash 1MB] [--workdir runs/codesign] [--quick]
 
 Four networks, each trained by ``tinyjax.train`` with the same recipe (the search config's
-``finetune`` section, on the embedded dataset drawn at the network's resolution):
+``scratch`` section, from a random init, on the embedded dataset drawn at the network's resolution):
 
 1. **MbV2 + layer-by-layer**: MobileNetV2 (width 0.35/0.5/0.75/1.0 × the MCUNet resolutions) with
    the most MACs whose plan *without in-place ops* (every op's output in a buffer of its own, as
@@ -87,6 +87,7 @@ def main(argv=None) -> int:
     from tinyjax.units import format_bytes, format_count, parse_bytes
 
     cfg = load_config(str(REPO / "configs/search_embedded.py") + (":runlocal" if a.quick else ""))
+    cfg.finetune_init = "scratch"    # every network under one recipe, from a random init
     wd = Path(a.workdir)
     rows = []
     for in_place, label in ((False, "layer-by-layer"), (True, "tinyjax planner")):
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
         rows.append((f"TinyNAS + {label}", spec, s["peak_sram_bytes"], s["top1_float"]))
 
     print(f"co-design at {a.budget} SRAM, {a.flash} flash, {a.target}; embedded dataset, "
-          f"same training recipe ({cfg.finetune.total_steps} steps of {cfg.finetune.batch_size})")
+          f"same training recipe ({cfg.scratch.total_steps} steps of {cfg.scratch.batch_size})")
     print("| network | resolution | MACs | peak SRAM (its planner) | peak SRAM (tinyjax) | top-1 |")
     print("|---|---:|---:|---:|---:|---:|")
     out = []

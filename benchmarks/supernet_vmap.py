@@ -1,7 +1,7 @@
 """Supernet sandwich training: K sub-networks vmapped in one step vs K steps of one sub-network.
 
-    python benchmarks/supernet_vmap.py [--width 0.4] [--resolution 144] [--batch 32] [--steps 3]
-                                       [--ks 1,4,8]
+    python benchmarks/supernet_vmap.py [--width 0.4] [--resolution 144] [--stem-stride 2] [--batch 32]
+                                       [--steps 3] [--ks 1,4,8]
 
 For each K: the supernet step of ``tinyjax.search.tinynas.supernet_train`` (one ``train_step`` with K
 stacked masks: largest, smallest, K−2 random; all see the same batch) against K calls of the same
@@ -31,6 +31,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--width", type=float, default=0.4)
     p.add_argument("--resolution", type=int, default=144)
+    p.add_argument("--stem-stride", type=int, default=2, choices=(1, 2))
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=3)
@@ -38,7 +39,7 @@ def main():
     p.add_argument("--no-sequential", action="store_true", help="time the vmapped step only")
     a = p.parse_args()
 
-    space = SearchSpace(a.width, a.resolution, a.classes)
+    space = SearchSpace(a.width, a.resolution, a.classes, stem_stride=a.stem_stride)
     cfg = supernet_defaults()
     model = supernet_model(space, a.resolution)
     schedule = optim.cosine_schedule(cfg.lr, 1000, 10)

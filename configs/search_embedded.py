@@ -29,12 +29,17 @@ The budget is the command line's (``--budget``, ``--flash``, ``--device``, ``--r
     redrawn); scoring re-estimates its BN statistics on ``supernet.calib_images`` training images
     and measures top-1 on the ``data.holdout`` training images held out of supernet training, so
     the validation split stays unseen until the winner is evaluated.
-``finetune`` — the ``tinyjax.train`` config the winner is trained with, from scratch (the search
-    fills ``spec``; the data is the embedded dataset drawn at the winner's resolution,
-    ``tinyjax_shapes_sized/<r>px``): AdamW, cosine, 100 steps of 32 — what 2 cores train at
-    ≈ 190 px in a few minutes (measured at 192 px: 2.4 s a step, the stage 7.6 min with drawing
-    the data, compiling and evaluating; the whole search 14.5 min, under 20 with the install),
-    far from the 13 epochs ``configs/train_embedded.py`` gives its 32-px network.
+``finetune_init``, ``finetune``, ``scratch`` — how the winner is trained (``--finetune``):
+    ``"inherit"`` starts from its own weights cut out of the supernet (BN recalibrated,
+    ``winner_inherited.msgpack``) with the ``finetune`` recipe, ``"scratch"`` from a random init
+    with the ``scratch`` recipe (the co-design benchmark's fair comparison). Both are
+    ``tinyjax.train`` configs (the search fills ``spec``; the data is the embedded dataset drawn at
+    the winner's resolution, ``tinyjax_shapes_sized/<r>px``). ``scratch``: AdamW, cosine, 100 steps
+    of 32 — what 2 cores train at ≈ 190 px in a few minutes (measured at 192 px: 2.4 s a step, the
+    stage 7.6 min with drawing the data, compiling and evaluating; the whole search 14.5 min, under
+    20 with the install), far from the 13 epochs ``configs/train_embedded.py`` gives its 32-px
+    network. ``finetune``: the same at a tenth of the learning rate (MCUNet's fine-tuning).
+    The default is ``scratch``.
 ``data`` — ``tinyjax_shapes`` drawn at the resolutions the search needs (the same scenes as the
     32-px dataset, ``tinyjax.data.embedded_sized``; drawn once into the TFDS data dir, about a
     minute at 192 px).
@@ -54,9 +59,9 @@ from tinyjax.search.tinynas.space import RESOLUTIONS, WIDTHS, SearchSpace
 from tinyjax.search.tinynas.supernet import supernet_defaults
 
 
-def finetune_config() -> ConfigDict:
-    """``configs/train_embedded.py``'s recipe for a searched network (no ``spec`` yet), shortened to
-    what 2 CPU cores train at ≈ 190 px in a few minutes."""
+def scratch_config() -> ConfigDict:
+    """``configs/train_embedded.py``'s recipe for a searched network trained from a random init
+    (no ``spec`` yet), shortened to what 2 CPU cores train at ≈ 190 px in a few minutes."""
     path = Path(__file__).with_name("train_embedded.py")
     module_spec = importlib.util.spec_from_file_location("tinyjax_config_train_embedded", path)
     module = importlib.util.module_from_spec(module_spec)
@@ -73,6 +78,14 @@ def finetune_config() -> ConfigDict:
     return c
 
 
+def finetune_config() -> ConfigDict:
+    """The recipe for the winner fine-tuned from its inherited weights: :func:`scratch_config`'s at
+    a tenth of the learning rate (MCUNet fine-tunes its searched networks at lr / 10)."""
+    c = scratch_config()
+    c.lr = c.lr / 10
+    return c
+
+
 def get_config(arg=None):
     defaults = SearchSpace(1.0, RESOLUTIONS[-1])
     c = ConfigDict()
@@ -84,6 +97,7 @@ def get_config(arg=None):
     c.space.kernels = defaults.kernels
     c.space.expands = defaults.expands
     c.space.depths = defaults.depths
+    c.space.stem_stride = 2           # MCUNet's; 1 keeps small images' resolution through the stem
 
     c.stage1 = ConfigDict()
     c.stage1.samples = 1000           # random sub-networks planned per (width, resolution)
@@ -107,7 +121,11 @@ def get_config(arg=None):
     c.evolution.mutate_prob = 0.1
     c.evolution.seed = 0
 
+    # how the winner is trained (--finetune): "inherit" fine-tunes its supernet weights with the
+    # `finetune` recipe, "scratch" trains it from a random init with the `scratch` recipe
+    c.finetune_init = "scratch"
     c.finetune = finetune_config()
+    c.scratch = scratch_config()
 
     c.data = ConfigDict()
     c.data.name = "tinyjax_shapes"
@@ -147,12 +165,13 @@ def runlocal(c: ConfigDict) -> ConfigDict:
     c.evolution.generations = 2
     c.data.holdout = 48
     c.data.max_images = 256
-    c.finetune.total_steps = 4
-    c.finetune.batch_size = 16
-    c.finetune.eval_batch_size = 100
-    c.finetune.eval_every_steps = 4
-    c.finetune.log_every_steps = 2
-    c.finetune.checkpoint_every_steps = 2
+    for train in (c.finetune, c.scratch):
+        train.total_steps = 4
+        train.batch_size = 16
+        train.eval_batch_size = 100
+        train.eval_every_steps = 4
+        train.log_every_steps = 2
+        train.checkpoint_every_steps = 2
     c.export.calibration_images = 16
     c.export.test_images = 8
     return c

@@ -63,7 +63,11 @@ def get_config(arg=None):
     c.evolution.population = 100
     c.evolution.generations = 30
 
-    c.finetune = finetune_config(subset)
+    c.scratch = finetune_config(subset)
+    c.finetune = finetune_config(subset)   # from inherited weights: MCUNet's 10 epochs at lr / 10
+    c.finetune.num_epochs = 10.0
+    c.finetune.lr = c.scratch.lr / 10
+    c.finetune.warmup_epochs = 0.0
 
     c.data.name = "imagenet2012"
     c.data.num_classes = subset or 1000

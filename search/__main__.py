@@ -82,6 +82,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--max-mac-overhead", type=mac_overhead_fraction, default=None, metavar="F",
                    help="tinynas --patch auto: the most recomputation a patch schedule may add, a "
                         "fraction of the network's MACs (default 0.15)")
+    p.add_argument("--finetune", choices=["inherit", "scratch"], default=None,
+                   help="tinynas: how the winner is trained: 'inherit' fine-tunes the weights it has "
+                        "in the supernet (MCUNet, OFA), 'scratch' trains it from a random init "
+                        "(the co-design benchmark's fair comparison) (default: the config's "
+                        "finetune_init)")
     p.add_argument("--workdir", metavar="DIR", help="tinynas: work directory, resumed when the same "
                    f"command runs again (default: {DEFAULT_WORKDIR})")
     p.add_argument("--config", metavar="FILE.py[:ARG]", help="tinynas: search config (default: "
@@ -121,7 +126,7 @@ def _check_modes(args) -> None:
         raise TinyJaxError(f"give either --flops or --method {args.method} --budget, not both")
     tinynas_only = {"--workdir": args.workdir, "--config": args.config, "--reserve": args.reserve,
                     "--config.KEY": args.overrides or None, "--patch": args.patch,
-                    "--max-mac-overhead": args.max_mac_overhead}
+                    "--max-mac-overhead": args.max_mac_overhead, "--finetune": args.finetune}
     for flag, v in tinynas_only.items():
         if v is not None and args.method != "tinynas":
             raise TinyJaxError(f"{flag} applies to the TinyNAS search (--budget SIZE or --device NAME)")
@@ -242,6 +247,9 @@ def _tinynas(args) -> int:
                     max_mac_overhead=DEFAULT_MAX_MAC_OVERHEAD if cap is None else cap)
     config = args.config or DEFAULT_CONFIG
     cfg = apply_overrides(load_config(config), args.overrides)
+    if args.finetune is not None:
+        with cfg.unlocked():
+            cfg.finetune_init = args.finetune
     print(f"TinyNAS under {budget.text()}; config {config}; work directory {args.workdir or DEFAULT_WORKDIR}",
           flush=True)
     s = run_search(cfg, budget, args.workdir or DEFAULT_WORKDIR, log=lambda m: print(m, flush=True))

@@ -16,10 +16,13 @@ skips what is finished; a killed stage resumes from its own checkpoint):
    are top-1 on the held-out images after BN recalibration (:mod:`tinyjax.search.tinynas.evolution`).
    ``evolution.json`` (after each generation), ``evolution.png``, ``pareto.png``; then the winner's
    plan is verified (``codegen.planner.verify``) and ``best_spec.json`` written.
-4. ``train``: the winner trained from scratch by ``tinyjax.train`` with the config's ``train``
-   recipe (``train/``). From scratch rather than from inherited weights so that the co-design
-   benchmark compares every network under one recipe, and the supernet's weight-sharing cost is
-   measured against a network trained alone.
+4. ``train``: the winner trained by ``tinyjax.train`` (``train/``): with ``finetune_init =
+   "inherit"`` (``--finetune inherit``) from its own weights in the supernet, BN recalibrated
+   (``winner_inherited.msgpack``, written by the evolution stage), with the ``finetune`` recipe;
+   with ``"scratch"`` from a random init with the ``scratch`` recipe, so that the co-design
+   benchmark compares every network under one recipe and the supernet's weight-sharing cost is
+   measured against a network trained alone. The evolution stage also scores the supernet's
+   largest and smallest sub-networks on the held-out images (``supernet.json``).
 5. ``export``: ``tinyjax.export`` of ``train/`` into ``c/`` (int8 C, test vectors), built on the
    host and run on the test vectors: its output must equal the integer reference's bit for bit.
    With ``arm-none-eabi-gcc`` on the PATH, the Cortex-M7 image is built and sized too.

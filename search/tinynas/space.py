@@ -1,7 +1,8 @@
 """The MCUNet (TinyNAS) search space: a width multiplier and a resolution pick a *space*; inside
 it, a kernel and an expansion ratio per block and a depth per stage pick a *sub-network*.
 
-The backbone is ProxylessNAS/MobileNetV2's (docs/papers.md): a 3×3 stride-2 stem of 32·w channels,
+The backbone is ProxylessNAS/MobileNetV2's (docs/papers.md): a 3×3 stride-2 stem of 32·w channels
+(``stem_stride=1``: stride 1, for inputs already as small as a late feature map of ImageNet's),
 one depthwise-separable block (16·w), five elastic stages of widths 24, 40, 80, 96, 192 (·w) and
 strides 2, 2, 2, 1, 2 with 2–4 blocks each, and one last block of 320·w channels; ReLU6, no
 squeeze-excite and no 1×1 head conv before the classifier (as the released MCUNet models).
@@ -68,6 +69,7 @@ class SearchSpace:
     expands: tuple[float, ...] = (3.0, 4.0, 6.0)
     depths: tuple[int, ...] = (2, 3, 4)
     dropout: float = 0.0
+    stem_stride: int = 2       # MCUNet's; 1 keeps small inputs' resolution through the stem
 
     def __post_init__(self):
         if not 0 < self.width <= 4:
@@ -84,11 +86,13 @@ class SearchSpace:
             raise ValueError(f"kernels must be odd, got {self.kernels}")
         if self.depths[0] < 1:
             raise ValueError(f"depths must be ≥ 1, got {self.depths}")
+        if self.stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride!r}")
 
     # -- structure ---------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        return f"tinynas_w{self.width:g}_r{self.resolution}"
+        return f"tinynas_w{self.width:g}_r{self.resolution}" + ("_s1" if self.stem_stride == 1 else "")
 
     @property
     def max_depth(self) -> int:
@@ -162,9 +166,10 @@ class SearchSpace:
             stages.append(StageSpec(tuple(blocks)))
         stages.append(StageSpec((BlockSpec("ir", arch.kernels[-1], LAST_STRIDE,
                                            self.channels(LAST_BLOCK_WIDTH), expand=arch.expands[-1]),)))
-        return ModelSpec(name=name or self.name, stem=StemSpec(self.channels(STEM_WIDTH), 3, 2),
-                         stages=tuple(stages), head=HeadSpec(None, dropout=self.dropout),
-                         resolution=self.resolution, num_classes=self.num_classes, act="relu6")
+        stem = StemSpec(self.channels(STEM_WIDTH), 3, self.stem_stride)
+        return ModelSpec(name=name or self.name, stem=stem, stages=tuple(stages),
+                         head=HeadSpec(None, dropout=self.dropout), resolution=self.resolution,
+                         num_classes=self.num_classes, act="relu6")
 
     def supernet_spec(self) -> ModelSpec:
         """The weight-sharing supernet: every block at the largest kernel, expansion and depth."""
@@ -188,13 +193,14 @@ class SearchSpace:
     def to_dict(self) -> dict:
         return {"width": self.width, "resolution": self.resolution, "num_classes": self.num_classes,
                 "kernels": list(self.kernels), "expands": list(self.expands), "depths": list(self.depths),
-                "dropout": self.dropout}
+                "dropout": self.dropout, **({} if self.stem_stride == 2 else {"stem_stride": 1})}
 
     @classmethod
     def from_dict(cls, d: dict) -> SearchSpace:
         return cls(float(d["width"]), int(d["resolution"]), int(d.get("num_classes", 1000)),
                    tuple(d.get("kernels", (3, 5, 7))), tuple(d.get("expands", (3, 4, 6))),
-                   tuple(d.get("depths", (2, 3, 4))), float(d.get("dropout", 0.0)))
+                   tuple(d.get("depths", (2, 3, 4))), float(d.get("dropout", 0.0)),
+                   int(d.get("stem_stride", 2)))
 
 
 def grid(widths: Sequence[float] = WIDTHS, resolutions: Sequence[int] = RESOLUTIONS,

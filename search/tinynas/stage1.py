@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 from tinyjax.devices import DEFAULT_TARGET
 from tinyjax.errors import TinyJaxError
-from tinyjax.search.tinynas.space import RESOLUTIONS, WIDTHS, SearchSpace
+from tinyjax.search.tinynas.space import SearchSpace
 from tinyjax.units import format_bytes
 
 __all__ = ["DEFAULT_MIN_FRACTION", "SpaceStats", "choose_space", "evaluate_space", "run_stage1",
@@ -480,20 +480,12 @@ def choose_space(stats: Sequence[SpaceStats], min_fraction: float = DEFAULT_MIN_
     return chosen, reason
 
 
-def smallest_peak(num_classes: int = 1000, target: str = DEFAULT_TARGET,
-                  widths: Sequence[float] = WIDTHS, resolutions: Sequence[int] = RESOLUTIONS
-                  ) -> tuple[int, float, int]:
-    """``(peak bytes, width, resolution)``: the smallest planned arena of the grid's smallest
-    sub-networks (``SearchSpace.smallest()`` of every space; the peak is not always monotone in
-    width and resolution, so all are planned: about a millisecond each). A budget below it
-    leaves stage 1 nothing to choose from."""
-    best = None
-    for w in widths:
-        for r in resolutions:
-            sp = SearchSpace(w, r, num_classes)
-            peak = _memory(sp, sp.smallest(), target)[0]
-            if best is None or peak < best[0]:
-                best = (peak, w, r)
-    if best is None:
+def smallest_peak(spaces: Sequence[SearchSpace], target: str = DEFAULT_TARGET) -> tuple[int, float, int]:
+    """``(peak bytes, width, resolution)``: the smallest planned arena of the smallest
+    sub-networks of ``spaces`` (``SearchSpace.smallest()`` of each; the peak is not always
+    monotone in width and resolution, so all are planned: about a millisecond each). A budget
+    below it leaves stage 1 nothing to choose from."""
+    peaks = [(_memory(sp, sp.smallest(), target)[0], sp.width, sp.resolution) for sp in spaces]
+    if not peaks:
         raise TinyJaxError("the grid is empty; give at least one width and resolution")
-    return best
+    return min(peaks, key=lambda p: p[0])

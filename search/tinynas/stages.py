@@ -20,16 +20,15 @@ def _progress(stage: str, unit: str) -> Progress:
 def _spaces(cfg) -> list[SearchSpace]:
     s = cfg.space
     return [SearchSpace(float(w), int(r), int(cfg.data.num_classes), tuple(s.kernels), tuple(s.expands),
-                        tuple(s.depths)) for w in s.widths for r in s.resolutions]
+                        tuple(s.depths), stem_stride=int(s.stem_stride))
+            for w in s.widths for r in s.resolutions]
 
 
 def check_reachable(cfg, budget) -> None:
     """A budget below what the smallest network of the grid needs: one line naming that peak."""
     from tinyjax.search.tinynas.stage1 import smallest_peak
 
-    s = cfg.space
-    peak, width, res = smallest_peak(int(cfg.data.num_classes), budget.target, tuple(s.widths),
-                                     tuple(s.resolutions))
+    peak, width, res = smallest_peak(_spaces(cfg), budget.target)
     if peak > budget.sram_bytes:
         raise SearchError(f"nothing in the search space fits {format_bytes(budget.sram_bytes)} of SRAM: "
                           f"its smallest network (width {width:g}, {res} px) needs a peak of "
@@ -141,6 +140,14 @@ def evolution(cfg, budget, space: SearchSpace, data: dict, variables, wd, log) -
         state = EvolutionState.from_dict(json.loads(path.read_text())) if path.is_file() else None
         log(f"evolution: population {ecfg.population}, {ecfg.generations} generations; every "
             f"candidate planned for {budget.target} first, then scored on {len(hx):,} held-out images")
+        if not (wd.path / "supernet.json").is_file():
+            largest, smallest = evaluator.evaluate([space.largest(), space.smallest()])
+            wd.write_json("supernet.json", {"top1_largest": largest, "top1_smallest": smallest,
+                                            "holdout_images": len(hx), "resolution": int(hx.shape[1])})
+        sn = wd.read_json("supernet.json")
+        log(f"supernet: held-out top-1 (BN recalibrated, {sn['resolution']} px) of its largest "
+            f"sub-network {sn['top1_largest']:.4f}, of its smallest {sn['top1_smallest']:.4f} "
+            f"(chance {1 / space.num_classes:.2f})")
         with _progress("evolution", "generation") as progress:
             progress.start(ecfg.generations + 1, 0 if state is None else state.generation + 1)
 
@@ -159,12 +166,32 @@ def evolution(cfg, budget, space: SearchSpace, data: dict, variables, wd, log) -
     spec = space.spec(arch, name=f"tinynas_{format_bytes(budget.sram_bytes).replace(' ', '')}")
     write_atomic(wd.path / "best_spec.json", spec.to_json() + "\n")
     if not wd.done("evolution"):
+        write_inherited(space, variables, evaluator, arch, wd.path / INHERITED)
+    if not wd.done("evolution"):
         log(f"evolution: best {arch.key()} top-1 {state.best.score:.4f} (held-out), "
             f"{format_count(fit.macs)} MACs, peak {format_bytes(fit.peak_sram_bytes)}, "
             f"flash {format_bytes(fit.flash_bytes)} (verified by the planner)")
     wd.finish("evolution")
     return {"arch": arch, "score": float(state.best.score), "fit": fit, "spec": spec,
-            "scored": len(state.records)}
+            "scored": len(state.records), "generation_best": state.best_scores,
+            **wd.read_json("supernet.json")}
+
+
+#: the winner's weights cut out of the supernet (BN recalibrated), what ``--finetune inherit`` starts from
+INHERITED = "winner_inherited.msgpack"
+
+
+def write_inherited(space: SearchSpace, variables, evaluator, arch, path) -> None:
+    """The winner's own weights (:func:`~tinyjax.search.tinynas.supernet.subnet_variables`) with
+    the BN statistics recalibrated for it, as a ``model_init`` file of ``tinyjax.train``."""
+    from flax import serialization
+
+    from tinyjax.search.tinynas.supernet import subnet_variables
+
+    own = {"params": variables["params"], "batch_stats": evaluator.recalibrated_stats(arch)}
+    sub = subnet_variables(space, own, arch)
+    write_atomic(path, serialization.msgpack_serialize({"params": sub["params"],
+                                                         "batch_stats": sub["batch_stats"]}))
 
 
 def verified_winner(check, arch):
@@ -182,15 +209,26 @@ def verified_winner(check, arch):
 
 # -- the winner: training and export --------------------------------------------------------------------
 
-def train_config(cfg, spec):
-    """The ``tinyjax.train`` config of the winner: ``cfg.finetune`` with its spec, on the search's
-    dataset (the embedded one at the winner's resolution: the pixels the supernet saw)."""
+FINETUNE = ("inherit", "scratch")
+
+
+def finetune_mode(cfg) -> str:
+    mode = str(cfg.get("finetune_init", "scratch"))
+    if mode not in FINETUNE:
+        raise SearchError(f"finetune_init must be one of {', '.join(FINETUNE)}, got {mode!r}")
+    return mode
+
+
+def train_config(cfg, spec, model_init: str = ""):
+    """The ``tinyjax.train`` config of the winner, on the search's dataset (the embedded one at the
+    winner's resolution: the pixels the supernet saw): ``cfg.finetune`` from ``model_init`` (the
+    inherited weights), or ``cfg.scratch`` from a random init when ``model_init`` is empty."""
     from tinyjax.search.tinynas.data import train_data_config
 
-    t = cfg.finetune.copy_and_resolve_references()
+    t = (cfg.finetune if model_init else cfg.scratch).copy_and_resolve_references()
     data = train_data_config(cfg.data, spec.resolution)
     with t.unlocked():
-        t.spec, t.resolution = spec.to_json(indent=None), 0
+        t.spec, t.resolution, t.model_init = spec.to_json(indent=None), 0, str(model_init)
         for key in ("name", "data_dir", "num_classes_subset", "subset_seed"):
             if key in data:
                 t.data[key] = data[key] if data[key] != "" else None
@@ -202,20 +240,32 @@ def train(cfg, space, best: dict, wd, log) -> dict:
 
     if wd.done("train") and (wd.path / "train.json").is_file():   # a finished search, rerun
         return wd.read_json("train.json")
-    tcfg = train_config(cfg, best["spec"])
+    mode = finetune_mode(cfg)
+    tcfg = train_config(cfg, best["spec"], str(wd.path / INHERITED) if mode == "inherit" else "")
     workdir = wd.path / "train"
     if not wd.done("train"):
-        log(f"train: the winner from scratch, {tcfg.total_steps or tcfg.num_epochs} "
-            f"{'steps' if tcfg.total_steps else 'epochs'} of {tcfg.batch_size} ({workdir})")
+        how = "fine-tuned from its inherited weights" if mode == "inherit" else "from scratch"
+        log(f"train: the winner {how}, {tcfg.total_steps or tcfg.num_epochs} "
+            f"{'steps' if tcfg.total_steps else 'epochs'} of {tcfg.batch_size} at lr {tcfg.lr:g} ({workdir})")
     with _progress("train", "step") as progress:
         result = train_and_evaluate(tcfg, workdir, progress=progress)
     if result.preempted:
         raise Stopped(f"training stopped by {result.signal_name} at step {result.step}, saved; rerun "
                       "the same command to resume", result.signal_name)
-    out = {"top1_float": float(result.final_eval["eval_top1"]), "steps": int(result.step)}
+    out = {"top1_float": float(result.final_eval["eval_top1"]), "steps": int(result.step),
+           "finetune": mode, "evals": evaluations(workdir)}
     wd.write_json("train.json", out)
     wd.finish("train")
     return out
+
+
+def evaluations(workdir, last: int = 5) -> list[dict]:
+    """The last ``last`` evaluations of a training run (``metrics.jsonl``: step, top-1), so a
+    reader sees whether the curve has flattened."""
+    path = workdir / "metrics.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+    evals = [{"step": int(r["step"]), "top1": float(r["eval_top1"])} for r in rows if "eval_top1" in r]
+    return evals[-last:]
 
 
 def export(cfg, budget, wd, log) -> dict:
@@ -257,6 +307,10 @@ def summarise(cfg, budget, space, best, trained, exported, wd) -> dict:
         "blocks": [str(b) for st in best["spec"].stages for b in st.blocks],
         "macs": int(fit.macs), "params": int(fit.params), "peak_sram_bytes": int(fit.peak_sram_bytes),
         "flash_bytes": int(fit.flash_bytes), "top1_holdout_supernet": best["score"],
+        "top1_supernet_largest": best.get("top1_largest"),
+        "top1_supernet_smallest": best.get("top1_smallest"),
+        "evolution_best_per_generation": best.get("generation_best"),
+        "finetune": trained.get("finetune", "scratch"), "finetune_evals": trained.get("evals", []),
         "top1_float": trained["top1_float"], "top1_int8": exported["top1_int8"],
         "c_bit_exact": exported["bit_exact"], "c_images": exported["images"],
         "firmware": exported.get("firmware"), "candidates_scored": best["scored"],
@@ -279,7 +333,18 @@ def summary_markdown(s: dict) -> str:
                 f"patches, +{100 * s['patch_mac_overhead']:.1f}% MACs")]
               if "layer_peak_sram_bytes" in s else []),
             ("flash (weights, constants)", f"{format_bytes(s['flash_bytes'])} ({s['flash_bytes']:,} B)"),
+            *([("top-1 held-out, supernet's largest / smallest sub-network",
+                f"{s['top1_supernet_largest']:.4f} / {s['top1_supernet_smallest']:.4f}")]
+              if s.get("top1_supernet_largest") is not None else []),
             ("top-1 held-out, supernet weights", f"{s['top1_holdout_supernet']:.4f}"),
+            *([("evolution: best held-out top-1 per generation",
+                ", ".join(f"{x:.4f}" for x in s["evolution_best_per_generation"]))]
+              if s.get("evolution_best_per_generation") else []),
+            ("the winner's training", "fine-tuned from its inherited weights"
+             if s.get("finetune") == "inherit" else "from scratch"),
+            *([("last evaluations (step: top-1)",
+                ", ".join(f"{e['step']}: {e['top1']:.4f}" for e in s["finetune_evals"]))]
+              if s.get("finetune_evals") else []),
             ("top-1 validation, float", f"{s['top1_float']:.4f}"),
             ("top-1 int8 (integer reference)", f"{s['top1_int8']:.4f}"),
             ("C on the host vs integer reference",

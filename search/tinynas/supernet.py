@@ -80,6 +80,7 @@ def supernet_defaults() -> ml_collections.ConfigDict:
     c.weight_decay = 1e-4      # conv/dense kernels only (not BN, biases or kernel transforms)
     c.warmup_steps = 10        # linear warm-up, then cosine to 0
     c.label_smoothing = 0.1
+    c.distill = False          # in-place distillation: the largest teaches the others (BigNAS)
     c.flip = True              # random horizontal flips
     c.seed = 0
     c.checkpoint_every = 25    # steps

@@ -90,6 +90,8 @@ def _fingerprint(space: SearchSpace, cfg, shape: tuple) -> str:
             "cfg": {k: cfg[k] for k in ("steps", "batch_size", "k", "resolution", "optimizer", "lr",
                                         "momentum", "weight_decay", "warmup_steps", "label_smoothing",
                                         "flip", "seed")}}
+    if cfg.get("distill"):    # only when on: supernets trained before the option resume as before
+        keys["cfg"]["distill"] = True
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -104,10 +106,13 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([np.asarray(fn(images[i:i + 256])) for i in range(0, len(images), 256)])
 
 
-def sandwich_step(model, tx, schedule, num_classes: int, label_smoothing: float) -> Callable:
+def sandwich_step(model, tx, schedule, num_classes: int, label_smoothing: float,
+                  distill: bool = False) -> Callable:
     """The jitted supernet step ``(state, images_u8, labels, masks) -> (state, {"loss", "top1"})``:
     normalises the uint8 batch and runs :func:`tinyjax.train.steps.train_step` with the stacked masks
-    (K sub-networks vmapped); ``loss``/``top1`` are means over the K. Donates the state."""
+    (K sub-networks vmapped; ``distill``: the first, the largest, teaches the others);
+    ``loss``/``top1`` are means over the K against the labels, ``top1_first``/``top1_last`` the
+    largest's and the smallest's. Donates the state."""
     import jax
     import jax.numpy as jnp
 
@@ -115,14 +120,15 @@ def sandwich_step(model, tx, schedule, num_classes: int, label_smoothing: float)
 
     step_fn = functools.partial(train_step, model=model, tx=tx, schedule=schedule,
                                 num_classes=num_classes, label_smoothing=label_smoothing,
-                                ema_decay=0.0, ema_warmup=False)
+                                ema_decay=0.0, ema_warmup=False, distill=distill)
 
     def sandwich(state, images_u8, labels, masks):
         batch = {"image": normalise_images(images_u8), "label": labels,
                  "mask": jnp.ones(labels.shape, jnp.float32)}
         state, metrics = step_fn(state, batch, masks)
+        top1 = metrics["top1"] / metrics["count"]
         return state, {"loss": jnp.mean(metrics["loss_sum"] / metrics["count"]),
-                       "top1": jnp.mean(metrics["top1"] / metrics["count"])}
+                       "top1": jnp.mean(top1), "top1_first": top1[0], "top1_last": top1[-1]}
 
     return jax.jit(sandwich, donate_argnums=0)
 
@@ -146,7 +152,7 @@ def initial_state(space: SearchSpace, model, tx, seed: int, init_variables: dict
 
 
 _PROGRAM_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "warmup_steps", "steps",
-                 "label_smoothing")
+                 "label_smoothing", "distill")
 
 
 @functools.lru_cache(maxsize=2)
@@ -161,7 +167,7 @@ def _program(model, num_classes: int, values: tuple):
     cfg = ml_collections.ConfigDict(dict(zip(_PROGRAM_KEYS, values)))
     schedule = optim.cosine_schedule(cfg.lr, cfg.steps, cfg.warmup_steps)
     tx = make_optimizer(cfg, schedule)
-    return tx, sandwich_step(model, tx, schedule, num_classes, cfg.label_smoothing)
+    return tx, sandwich_step(model, tx, schedule, num_classes, cfg.label_smoothing, bool(cfg.distill))
 
 
 def train_supernet(space: SearchSpace, cfg, train_data: tuple[np.ndarray, np.ndarray],

@@ -14,10 +14,12 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EMBEDDED = str(CONFIGS / "search_embedded.py")
 IMAGENET = str(CONFIGS / "search_imagenet.py")
 
-# What the search reads, section by section (``finetune`` is a training config: checked apart).
+# What the search reads, section by section (``finetune`` and ``scratch`` are training configs:
+# checked apart).
 KEYS = {
-    "": {"space", "stage1", "supernet", "evolution", "finetune", "data", "export"},
-    "space": {"widths", "resolutions", "kernels", "expands", "depths"},
+    "": {"space", "stage1", "supernet", "evolution", "finetune_init", "finetune", "scratch", "data",
+         "export"},
+    "space": {"widths", "resolutions", "kernels", "expands", "depths", "stem_stride"},
     "stage1": {"samples", "patch_samples", "seed", "min_fraction", "workers"},
     "supernet": set(supernet_defaults().keys()),
     "evolution": {"population", "generations", "parent_ratio", "mutation_ratio", "mutate_prob", "seed"},
@@ -49,8 +51,10 @@ def test_every_section_and_key(path):
     cfg = load_config(path)
     for section, keys in KEYS.items():
         assert set(_section(cfg, section).keys()) == keys, (path, section)
-    # the fine-tuning section is a training config: exactly train_defaults()'s keys
-    assert _keys(cfg.finetune) == _keys(train_defaults())
+    # the winner's two recipes are training configs: exactly train_defaults()'s keys
+    assert _keys(cfg.finetune) == _keys(cfg.scratch) == _keys(train_defaults())
+    assert cfg.finetune_init in ("inherit", "scratch")
+    assert cfg.finetune.lr == pytest.approx(cfg.scratch.lr / 10)   # MCUNet fine-tunes at lr / 10
     # the search space's own defaults, and a space they describe can be built
     space = SearchSpace(cfg.space.widths[0], cfg.space.resolutions[-1], cfg.data.num_classes,
                         cfg.space.kernels, cfg.space.expands, cfg.space.depths)
@@ -58,8 +62,9 @@ def test_every_section_and_key(path):
     assert cfg.supernet.k >= 2
     assert 0 < cfg.evolution.parent_ratio and cfg.evolution.parent_ratio + cfg.evolution.mutation_ratio <= 1
     assert cfg.supernet.calib_images >= cfg.supernet.eval_batch_size   # at least one full batch
-    assert cfg.finetune.data.name == cfg.data.name
-    assert cfg.finetune.data.num_classes_subset == cfg.data.num_classes_subset
+    for train in (cfg.finetune, cfg.scratch):
+        assert train.data.name == cfg.data.name
+        assert train.data.num_classes_subset == cfg.data.num_classes_subset
 
 
 def test_embedded_defaults_are_the_mcunet_space_and_the_brief():
@@ -87,7 +92,8 @@ def test_runlocal_is_smaller(path):
         assert _section(small, section)[leaf] < _section(full, section)[leaf], (path, key)
     assert len(small.space.widths) * len(small.space.resolutions) < len(full.space.widths) * len(
         full.space.resolutions)
-    assert 0 < small.finetune.total_steps < (full.finetune.total_steps or 10 ** 9)
+    for train in ("finetune", "scratch"):
+        assert 0 < small[train].total_steps < (full[train].total_steps or 10 ** 9), train
 
 
 def test_imagenet_is_the_same_search_on_imagenet():

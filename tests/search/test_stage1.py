@@ -157,7 +157,8 @@ def test_tiny_budget_fits_nothing_and_names_the_smallest_peak():
     spaces = [SearchSpace(w, r, 10) for w in (0.2, 0.3) for r in (48, 64)]
     stats = run_stage1(spaces, 8 * KB, 1 * MB, "cortex-m7", samples=10, workers=1)
     assert all(s.fitting == 0 and s.fraction == 0 and s.mean_macs is None for s in stats)
-    peak, w, r = smallest_peak(10, "cortex-m7", (0.2, 0.3), (48, 64))
+    peak, w, r = smallest_peak([SearchSpace(w, r, 10) for w in (0.2, 0.3) for r in (48, 64)],
+                               "cortex-m7")
     assert peak > 8 * KB
     assert peak == min(peak_sram_bytes(sp.spec(sp.smallest())) for sp in spaces)
     assert (w, r) == (0.2, 48)

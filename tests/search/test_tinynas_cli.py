@@ -105,6 +105,6 @@ def test_a_finished_search_rerun_neither_trains_nor_exports_again(tmp_path, monk
         wd = WorkDir(tmp_path / "wd", {"fingerprint": 1})
         trained = tinynas_stages.train(cfg, space, best, wd, log=lambda m: None)
         exported = tinynas_stages.export(cfg, None, wd, log=lambda m: None)
-        assert trained == {"top1_float": 0.25, "steps": 4}
+        assert trained == {"top1_float": 0.25, "steps": 4, "finetune": "scratch", "evals": []}
         assert exported["bit_exact"] == 8 and exported["firmware"] == {"text": 1, "data": 0, "bss": 2}
         assert calls == ["train", "export"], run    # the second run called neither

@@ -258,3 +258,36 @@ def test_device_gives_the_boards_sram_and_flash(plain, tmp_path, env):
     assert_bit_exact_c(s)
     ref = summary(want)
     assert (s["arch"], s["macs"], s["peak_sram_bytes"]) == (ref["arch"], ref["macs"], ref["peak_sram_bytes"])
+
+
+def test_finetune_inherit_starts_the_winner_from_its_supernet_weights(env, plain, tmp_path):
+    """``--finetune inherit``: the same stages up to the evolution's winner, whose own weights
+    (cut out of the supernet, BN recalibrated) are written and are where its training starts;
+    the summary says how it was trained, the supernet's largest and smallest held-out scores and
+    the evolution's best per generation. The default (``scratch``) run trains from a random init."""
+    from flax import serialization
+
+    workdir = tmp_path / "inherit"
+    r = subprocess.run(command(workdir) + ["--finetune", "inherit"], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s, plain_s = summary(workdir), summary(plain[0])
+    assert s["finetune"] == "inherit" and plain_s["finetune"] == "scratch"
+    assert "train: the winner fine-tuned from its inherited weights" in r.stdout
+    assert "train: the winner from scratch" in plain[1].stdout
+    for key in ("top1_supernet_largest", "top1_supernet_smallest"):
+        assert 0.0 <= s[key] <= 1.0 and s[key] == plain_s[key], key   # the same supernet
+    assert s["evolution_best_per_generation"] == plain_s["evolution_best_per_generation"]
+    assert len(s["evolution_best_per_generation"]) == 3        # runlocal: generations 0, 1, 2
+    assert "held-out top-1 (BN recalibrated" in r.stdout and "of its largest sub-network" in r.stdout
+    assert s["finetune_evals"] and s["finetune_evals"][-1]["step"] == 4
+    inherited = serialization.msgpack_restore((workdir / "winner_inherited.msgpack").read_bytes())
+    config = json.loads((workdir / "train" / "config.json").read_text())
+    assert config["model_init"] == str(workdir / "winner_inherited.msgpack")
+    assert json.loads((plain[0] / "train" / "config.json").read_text())["model_init"] == ""
+    assert config["lr"] == pytest.approx(json.loads(
+        (plain[0] / "train" / "config.json").read_text())["lr"] / 10)
+    spec = ModelSpec.from_json((workdir / "best_spec.json").read_text())
+    assert spec == ModelSpec.from_json((plain[0] / "best_spec.json").read_text())
+    assert set(inherited) == {"params", "batch_stats"}
+    assert_bit_exact_c(s)

@@ -231,3 +231,24 @@ def test_evaluator_matches_the_extracted_subnet():
 def test_defaults_are_a_config():
     c = supernet_defaults()
     assert isinstance(c, ml_collections.ConfigDict) and c.k >= 2 and c.steps > 0
+
+
+def test_a_stride_1_stem_keeps_the_input_size_and_round_trips():
+    """``stem_stride=1`` (small inputs): the stem keeps the resolution, each later map is twice
+    as large as with MCUNet's stride-2 stem; the default dict has no new key (saved spaces and
+    fingerprints stay as they were)."""
+    from tinyjax.counting import count
+
+    s1 = SearchSpace(0.3, 32, 10, stem_stride=1)
+    s2 = SearchSpace(0.3, 64, 10)
+    spec = s1.spec(s1.smallest())
+    assert spec.stem.stride == 1 and s2.spec(s2.smallest()).stem.stride == 2
+    assert count(spec).layers[0].out_shape[:2] == (32, 32)           # the stem keeps 32 x 32
+    # 32 px through a stride-1 stem: the maps of 64 px through a stride-2 one, block for block
+    assert [x.out_shape for x in count(spec).layers[1:]] == \
+        [x.out_shape for x in count(s2.spec(s2.smallest())).layers[1:]]
+    assert s1.name == "tinynas_w0.3_r32_s1" and s2.name == "tinynas_w0.3_r64"
+    assert SearchSpace.from_dict(s1.to_dict()) == s1 and SearchSpace.from_dict(s2.to_dict()) == s2
+    assert "stem_stride" not in s2.to_dict() and s1.to_dict()["stem_stride"] == 1
+    with pytest.raises(ValueError, match="stem_stride must be 1 or 2"):
+        SearchSpace(0.3, 32, 10, stem_stride=4)

@@ -43,3 +43,57 @@ def test_setup_writes_the_config_it_ran_with_and_rewrites_it_at_the_next_start(t
 def test_a_config_round_trips_through_json_with_every_default_field():
     cfg = train_defaults()
     assert config_from_json(cfg.to_json()).to_dict() == cfg.to_dict()
+
+
+def _saved_variables(run, path, scale=1.0):
+    """The run's initial variables times ``scale``, written as a model_init file."""
+    import jax
+    import numpy as np
+    from flax import serialization
+
+    variables = jax.tree_util.tree_map(lambda a: np.asarray(a) * scale,
+                                       {"params": run.state.params, "batch_stats": run.state.batch_stats})
+    path.write_bytes(serialization.msgpack_serialize(variables))
+    return variables
+
+
+def test_model_init_starts_the_run_from_the_given_weights_with_a_fresh_optimiser(tmp_path):
+    import jax
+    import numpy as np
+
+    first = setup(tiny_config(), tmp_path / "a", Progress("t", stream=io.StringIO()))
+    want = _saved_variables(first, tmp_path / "init.msgpack", scale=0.5)
+    run = setup(tiny_config(f"model_init={tmp_path / 'init.msgpack'}"), tmp_path / "b",
+                Progress("t", stream=io.StringIO()))
+    for got, w in zip(jax.tree_util.tree_leaves({"params": run.state.params,
+                                                 "batch_stats": run.state.batch_stats}),
+                      jax.tree_util.tree_leaves(want)):
+        np.testing.assert_array_equal(np.asarray(got), w)
+    np.testing.assert_array_equal(np.asarray(jax.tree_util.tree_leaves(run.state.ema_params)[0]),
+                                  jax.tree_util.tree_leaves(want["params"])[0])
+    assert run.start == 0
+
+
+def test_a_model_init_that_does_not_fit_is_one_line_and_a_missing_one_creates_nothing(tmp_path):
+    import pytest
+    from flax import serialization
+
+    from tinyjax.errors import TinyJaxError
+
+    with pytest.raises(TinyJaxError, match="model_init .*nope.msgpack not found"):
+        setup(tiny_config(f"model_init={tmp_path / 'nope.msgpack'}"), tmp_path / "w",
+              Progress("t", stream=io.StringIO()))
+    assert not (tmp_path / "w").exists()
+    first = setup(tiny_config(), tmp_path / "a", Progress("t", stream=io.StringIO()))
+    variables = _saved_variables(first, tmp_path / "ok.msgpack")
+    stem = variables["params"]["stem"]["conv"]["kernel"]
+    variables["params"]["stem"]["conv"]["kernel"] = stem[..., :4]
+    (tmp_path / "bad.msgpack").write_bytes(serialization.msgpack_serialize(variables))
+    with pytest.raises(TinyJaxError, match=r"does not fit this model: \['params'\]\['stem'\]\['conv'\]"
+                                           r"\['kernel'\] is \(3, 3, 3, 4\)"):
+        setup(tiny_config(f"model_init={tmp_path / 'bad.msgpack'}"), tmp_path / "b",
+              Progress("t", stream=io.StringIO()))
+    (tmp_path / "junk.msgpack").write_bytes(b"\x00\x01not msgpack")
+    with pytest.raises(TinyJaxError, match="is not a weights file"):
+        setup(tiny_config(f"model_init={tmp_path / 'junk.msgpack'}"), tmp_path / "c",
+              Progress("t", stream=io.StringIO()))

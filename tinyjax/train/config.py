@@ -175,6 +175,9 @@ def train_defaults():
     c.ema_decay = 0.9999           # 0 disables EMA (evaluation then uses the raw weights)
     c.ema_warmup = False           # timm's min(decay, (1+t)/(10+t))
     c.seed = 0                     # weights / dropout; population member k uses seed + k
+    c.model_init = ""              # start from these weights: a .msgpack of {"params", "batch_stats"}
+                                   # (flax.serialization) of the model's exact shapes, e.g. a searched
+                                   # sub-network cut out of its supernet; "" = seed's random init
     c.data_seed = 0                # data order and augmentation
     c.population = ConfigDict({"size": 1, "lr_scales": ()})
     # mesh.population: devices along the population axis; -1 = one member per device group (the

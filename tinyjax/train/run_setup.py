@@ -111,6 +111,37 @@ def _check_workdir(workdir: Path) -> None:
                            "another --workdir") from None
 
 
+def load_model_init(path, state) -> dict:
+    """``{"params", "batch_stats"}`` of ``cfg.model_init`` (a flax.serialization msgpack), checked
+    leaf by leaf against ``state``'s: a missing, unreadable or mismatched file is one line naming
+    what differs (jnp arrays, ready for a state)."""
+    from flax import serialization
+
+    path = Path(path)
+    try:
+        raw = serialization.msgpack_restore(path.read_bytes())
+    except OSError as e:
+        raise TinyJaxError(f"model_init {path}: {e.strerror}; give the .msgpack of the weights to "
+                           "start from") from None
+    except Exception as e:  # noqa: BLE001 - msgpack raises its own types on a corrupt file
+        raise TinyJaxError(f"model_init {path} is not a weights file ({type(e).__name__}); give "
+                           "the .msgpack written with flax.serialization.msgpack_serialize") from None
+    want = {"params": state.params, "batch_stats": state.batch_stats}
+    if not isinstance(raw, dict) or set(raw) != set(want):
+        raise TinyJaxError(f"model_init {path} must hold exactly 'params' and 'batch_stats'")
+    got_leaves = jax.tree_util.tree_flatten_with_path(raw)[0]
+    want_leaves = jax.tree_util.tree_flatten_with_path(want)[0]
+    got = {jax.tree_util.keystr(k): np.shape(v) for k, v in got_leaves}
+    for k, v in want_leaves:
+        name = jax.tree_util.keystr(k)
+        if got.get(name) != np.shape(v):
+            raise TinyJaxError(f"model_init {path} does not fit this model: {name} is "
+                               f"{got.get(name, 'missing')}, the model's is {np.shape(v)}")
+    if len(got) != len(want_leaves):
+        raise TinyJaxError(f"model_init {path} holds {len(got)} arrays, the model {len(want_leaves)}")
+    return jax.tree_util.tree_map(lambda w, x: jnp.asarray(x, w.dtype), want, raw)
+
+
 def setup(cfg, workdir: Path, progress: Progress) -> Run:
     """Check ``cfg``, then build its run in ``workdir`` (created here, after every check) and
     restore the latest checkpoint there. Statuses go to ``progress``."""
@@ -120,6 +151,9 @@ def setup(cfg, workdir: Path, progress: Progress) -> Run:
     # is generated on first use)
     _check_intervals(cfg)
     spec_from_config(cfg, 1)  # the model name / spec, before the (slower) dataset
+    if cfg.get("model_init") and not Path(cfg.model_init).is_file():
+        raise TinyJaxError(f"model_init {cfg.model_init} not found; give the .msgpack of the weights "
+                           "to start from, or '' for a random init")
     progress.status("building the input pipeline...")
     info = pipeline.get_info(cfg.data)
     spec = spec_from_config(cfg, info.num_classes)
@@ -145,6 +179,13 @@ def setup(cfg, workdir: Path, progress: Progress) -> Run:
     # -- build and restore
     progress.status(f"building {spec.name} ({f'a population of {pop}' if pop > 1 else 'one model'})...")
     states = [create_train_state(model, tx, cfg.seed + k, scales[k]) for k in range(pop)]
+    if cfg.get("model_init"):
+        init = load_model_init(cfg.model_init, states[0])
+        states = [s.replace(params=init["params"], batch_stats=init["batch_stats"],
+                            opt_state=tx.init(init["params"]),
+                            ema_params=jax.tree_util.tree_map(jnp.copy, init["params"]),
+                            ema_batch_stats=jax.tree_util.tree_map(jnp.copy, init["batch_stats"]))
+                  for s in states]
     state = stack_states(states) if pop > 1 else states[0]
     program = compile_program(cfg, model, tx, schedule, info.num_classes, mesh, state, pop)
     state = jax.device_put(state, program.shardings.state)

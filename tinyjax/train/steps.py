@@ -74,15 +74,26 @@ def classification_metrics(logits, labels, mask, num_classes: int, label_smoothi
     return loss, {"loss_sum": loss * count, "top1": top1, "top5": topk, "count": count}
 
 
+def distillation_loss(logits, teacher_logits, mask):
+    """Mean cross-entropy of ``logits`` against the teacher's softmax (its gradient stopped) over
+    real examples: BigNAS/OFA in-place distillation, where the largest sub-network teaches the
+    others on the same batch."""
+    soft = jax.nn.softmax(jax.lax.stop_gradient(teacher_logits.astype(jnp.float32)), -1)
+    per_example = optax.softmax_cross_entropy(logits.astype(jnp.float32), soft)
+    return jnp.sum(per_example * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
 def train_step(state: TrainState, batch: dict, masks: dict | None = None, *, model: EfficientNet,
                tx: optax.GradientTransformation, schedule: optim.Schedule, num_classes: int,
-               label_smoothing: float, ema_decay: float, ema_warmup: bool):
+               label_smoothing: float, ema_decay: float, ema_warmup: bool, distill: bool = False):
     """One optimisation step. Returns ``(new_state, metrics)``; metrics are sums over the batch.
 
     With ``masks`` (sub-network masks with a leading K axis, :func:`~tinyjax.models.subnet_masks`
     stacked), this is a weight-sharing supernet step: the K sub-networks run on the same batch
     under ``vmap``, the loss is their mean, their BN statistics are averaged, and the metrics
-    have a leading K axis.
+    have a leading K axis. ``distill`` (with masks): sub-network 0 (the largest, by the sandwich
+    rule) learns from the labels and the others from its predictions
+    (:func:`distillation_loss`); the metrics still score every one against the labels.
     """
     dropout_rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
@@ -92,12 +103,17 @@ def train_step(state: TrainState, batch: dict, masks: dict | None = None, *, mod
             mutable=["batch_stats"], rngs={"dropout": dropout_rng}, masks=mask)
         loss, metrics = classification_metrics(logits, batch["label"], batch["mask"], num_classes,
                                                label_smoothing)
-        return loss, (new_vars["batch_stats"], metrics)
+        return loss, (new_vars["batch_stats"], metrics, logits)
 
     def loss_fn(params):
         if masks is None:
-            return forward(params, None)
-        losses, (stats, metrics) = jax.vmap(forward, in_axes=(None, 0))(params, masks)
+            loss, (stats, metrics, _) = forward(params, None)
+            return loss, (stats, metrics)
+        losses, (stats, metrics, logits) = jax.vmap(forward, in_axes=(None, 0))(params, masks)
+        if distill:
+            taught = jax.vmap(distillation_loss, in_axes=(0, None, None))(logits[1:], logits[0],
+                                                                          batch["mask"])
+            losses = jnp.concatenate([losses[:1], taught])
         return jnp.mean(losses), (jax.tree_util.tree_map(lambda a: jnp.mean(a, 0), stats), metrics)
 
     (_, (batch_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
