@@ -55,6 +55,7 @@ from tinyjax.codegen.graph import Graph, _op, graph_from_spec
 from tinyjax.codegen.ops import OPS
 from tinyjax.codegen.plan.buffers import DEFAULT_ALIGNMENT, Buffer, MemoryPlan, lower_bound, plan
 from tinyjax.codegen.plan.orders import dependencies, enumerate_orders, explicit_order, greedy_order, is_chain
+from tinyjax.codegen.plan.protocol import ArenaFigures
 from tinyjax.codegen.targets import KernelChoice, Target, get_target
 from tinyjax.devices import DEFAULT_TARGET
 from tinyjax.errors import GraphError
@@ -83,7 +84,7 @@ def scratch_name(op_name: str) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class GraphPlan:
+class GraphPlan(ArenaFigures):
     """A graph's arena layout.
 
     Attributes:
@@ -109,16 +110,6 @@ class GraphPlan:
     scratch_offsets: Mapping[str, int]
 
     @property
-    def peak_bytes(self) -> int:
-        """Arena size in bytes (input image, activations, scratch, alignment padding)."""
-        return self.memory_plan.peak_bytes
-
-    @property
-    def lower_bound_bytes(self) -> int:
-        """``buffers.lower_bound`` of the same buffers: no placement can use fewer bytes."""
-        return self.memory_plan.lower_bound_bytes
-
-    @property
     def schedule(self) -> None:
         """No patch schedule: every op runs once, layer by layer (the :class:`Plan` protocol)."""
         return None
@@ -126,7 +117,7 @@ class GraphPlan:
     @property
     def layer_peak_bytes(self) -> int:
         """This plan's own peak (:class:`~tinyjax.codegen.plan.protocol.Plan`)."""
-        return self.memory_plan.peak_bytes
+        return self.peak_bytes
 
     @property
     def in_place_ops(self) -> tuple[str, ...]:

@@ -43,6 +43,7 @@ from tinyjax.codegen.ops import OPS
 from tinyjax.codegen.plan.buffers import DEFAULT_ALIGNMENT, MemoryPlan, lower_bound
 from tinyjax.codegen.plan.buffers import verify as check_plan
 from tinyjax.codegen.plan.graph_plan import _buffer, _layout, _plan, _Static, plan_graph, scratch_name
+from tinyjax.codegen.plan.protocol import ArenaFigures
 from tinyjax.codegen.plan.schedule import PatchSchedule, make_schedule, region_buffer, stage_cuts
 from tinyjax.codegen.targets import KernelChoice, get_target
 from tinyjax.devices import DEFAULT_MAX_MAC_OVERHEAD, DEFAULT_TARGET
@@ -70,7 +71,7 @@ MAX_PATCHES_PER_SIDE = 8
 
 
 @dataclass(frozen=True, eq=False)
-class PatchPlan:
+class PatchPlan(ArenaFigures):
     """The arena of a graph run with a patch schedule.
 
     Attributes:
@@ -100,14 +101,6 @@ class PatchPlan:
     region_offsets: Mapping[str, int]
     scratch_offsets: Mapping[str, int]
     scratch_bytes: Mapping[str, int]
-
-    @property
-    def peak_bytes(self) -> int:
-        return self.memory_plan.peak_bytes
-
-    @property
-    def lower_bound_bytes(self) -> int:
-        return self.memory_plan.lower_bound_bytes
 
     @property
     def n(self) -> int:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from tinyjax.codegen.plan.buffers import MemoryPlan
     from tinyjax.codegen.plan.schedule import PatchSchedule
 
-__all__ = ["Plan"]
+__all__ = ["ArenaFigures", "Plan"]
 
 
 @runtime_checkable
@@ -56,3 +56,19 @@ class Plan(Protocol):
     @property
     def layer_peak_bytes(self) -> int:
         """The layer-by-layer plan's peak (this plan's own for a layer-by-layer plan)."""
+
+
+class ArenaFigures:
+    """The figures every plan reads off its ``memory_plan`` (a mix-in of both plan kinds)."""
+
+    memory_plan: MemoryPlan
+
+    @property
+    def peak_bytes(self) -> int:
+        """Arena size in bytes (input image, activations, scratch, alignment padding)."""
+        return self.memory_plan.peak_bytes
+
+    @property
+    def lower_bound_bytes(self) -> int:
+        """``buffers.lower_bound`` of the same buffers: no placement can use fewer bytes."""
+        return self.memory_plan.lower_bound_bytes

@@ -246,3 +246,23 @@ def test_a_tighter_cap_is_kept(name):
     assert plan is not None and 0 < plan.mac_overhead_fraction <= 0.02
     assert plan.peak_bytes == min(peak for _, peak, _, _ in brute_force(graph, 0.02))
     assert choose_patch_plan(graph, max_mac_overhead=0.0) is None
+
+
+def test_both_plan_kinds_are_plans_and_say_their_schedule():
+    """One protocol (tinyjax.codegen.plan.protocol.Plan): what the emitter, the export and the
+    reports read, whichever kind of plan they get; ``schedule`` tells the kinds apart."""
+    from tinyjax.codegen.graph import graph_from_spec
+    from tinyjax.codegen.plan.graph_plan import plan_graph
+    from tinyjax.codegen.plan.patch import choose_patch_plan
+    from tinyjax.codegen.plan.protocol import Plan
+    from tinyjax.zoo import get_spec
+
+    graph = graph_from_spec(get_spec("mcunet_in0"))
+    layer = plan_graph(graph, "cortex-m7")
+    patch = choose_patch_plan(graph, "cortex-m7")
+    assert isinstance(layer, Plan) and isinstance(patch, Plan)
+    assert layer.schedule is None and layer.layer_peak_bytes == layer.peak_bytes
+    assert patch.schedule is not None and patch.layer_peak_bytes == layer.peak_bytes
+    assert patch.peak_bytes == patch.memory_plan.peak_bytes < layer.peak_bytes
+    assert layer.lower_bound_bytes == layer.memory_plan.lower_bound_bytes
+    assert not isinstance(graph, Plan)
