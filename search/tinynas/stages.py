@@ -110,13 +110,28 @@ def load_data(cfg, space: SearchSpace, log) -> dict:
 # -- stage 2: supernet and evolution --------------------------------------------------------------------
 
 def supernet(cfg, space: SearchSpace, data: dict, wd, log):
+    """The supernet's weights: with ``supernet.largest_steps``, first the largest sub-network
+    trained alone (``supernet_largest/``), then the sandwich from its weights (``supernet/``);
+    each phase resumes from its own checkpoints."""
     from tinyjax.search.tinynas.supernet_train import train_supernet
 
+    s = cfg.supernet
+    init = None
     with _progress("supernet", "step") as progress:
+        if int(s.largest_steps) > 0:
+            first = s.copy_and_resolve_references()
+            with first.unlocked():
+                first.k, first.steps, first.distill = 1, int(s.largest_steps), False
+            if not wd.done("supernet"):
+                log(f"supernet: {space.name}, first its largest sub-network alone, {first.steps} steps of "
+                    f"{s.batch_size} images")
+            init = train_supernet(space, first, data["train"], wd.path / "supernet_largest", progress)
         if not wd.done("supernet"):
-            log(f"supernet: {space.name}, {cfg.supernet.steps} steps of {cfg.supernet.batch_size} images, "
-                f"{cfg.supernet.k} sub-networks per step (largest, smallest, random)")
-        variables = train_supernet(space, cfg.supernet, data["train"], wd.path / "supernet", progress)
+            log(f"supernet: {space.name}, {s.steps} steps of {s.batch_size} images, {s.k} sub-networks "
+                f"per step (largest, smallest, random)"
+                + ("; the largest teaches the others (in-place distillation)" if s.distill else ""))
+        variables = train_supernet(space, s, data["train"], wd.path / "supernet", progress,
+                                   init_variables=init)
     wd.finish("supernet")
     return variables
 
@@ -145,9 +160,9 @@ def evolution(cfg, budget, space: SearchSpace, data: dict, variables, wd, log) -
             wd.write_json("supernet.json", {"top1_largest": largest, "top1_smallest": smallest,
                                             "holdout_images": len(hx), "resolution": int(hx.shape[1])})
         sn = wd.read_json("supernet.json")
-        log(f"supernet: held-out top-1 (BN recalibrated, {sn['resolution']} px) of its largest "
-            f"sub-network {sn['top1_largest']:.4f}, of its smallest {sn['top1_smallest']:.4f} "
-            f"(chance {1 / space.num_classes:.2f})")
+        log(f"evolution: held-out top-1 of the supernet's largest sub-network {sn['top1_largest']:.4f}, "
+            f"of its smallest {sn['top1_smallest']:.4f} (BN recalibrated, {sn['resolution']} px; "
+            f"chance {1 / space.num_classes:.2f})")
         with _progress("evolution", "generation") as progress:
             progress.start(ecfg.generations + 1, 0 if state is None else state.generation + 1)
 

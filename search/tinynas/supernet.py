@@ -70,6 +70,7 @@ def supernet_defaults() -> ml_collections.ConfigDict:
     on an accelerator.
     """
     c = ml_collections.ConfigDict()
+    c.largest_steps = 0        # a first phase training the largest sub-network alone (OFA, BigNAS)
     c.steps = 100              # optimisation steps (each: K sub-networks on one batch)
     c.batch_size = 32
     c.k = 3                    # sub-networks per step: largest, smallest and K-2 random (sandwich)
