@@ -96,6 +96,7 @@ def test_supernet_step_trains_k_subnets_on_shared_weights():
     assert all(changed)
 
 
+@pytest.mark.slow   # compiles a supernet step and its gradient (.ci/run's training target runs it)
 def test_in_place_distillation_teaches_the_others_from_the_largest():
     """With ``distill``, sub-network 0 (the largest) learns from the labels and the others from
     its softmax: the step's gradient equals that of CE(largest) + sum of KD(others) over K, and the
