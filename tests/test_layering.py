@@ -27,6 +27,7 @@ reports them as missing. This test reads the same mapping and every ``import`` s
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from pathlib import Path
 
@@ -220,9 +221,16 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
     return out
 
 
-def import_graph() -> dict[str, set[str]]:
+@functools.cache
+def _parsed() -> dict[str, frozenset[str]]:
     files = package_files()
-    return {name: {i for i in imports_of(name, f) if i} for name, f in files.items()}
+    return {name: frozenset(i for i in imports_of(name, f) if i) for name, f in files.items()}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """``{module: imported names}`` of the package (parsed once; each call returns a fresh copy
+    that a test may change)."""
+    return {name: set(names) for name, names in _parsed().items()}
 
 
 def test_the_package_keeps_its_layers():

@@ -45,14 +45,20 @@ def test_a_config_round_trips_through_json_with_every_default_field():
     assert config_from_json(cfg.to_json()).to_dict() == cfg.to_dict()
 
 
-def _saved_variables(run, path, scale=1.0):
-    """The run's initial variables times ``scale``, written as a model_init file."""
+def _saved_variables(path, scale=1.0, seed=7):
+    """Initial variables of the tiny config's model (another seed) times ``scale``, written as a
+    model_init file."""
     import jax
     import numpy as np
     from flax import serialization
 
-    variables = jax.tree_util.tree_map(lambda a: np.asarray(a) * scale,
-                                       {"params": run.state.params, "batch_stats": run.state.batch_stats})
+    from tinyjax.models import init_variables
+    from tinyjax.train.run_setup import build_model
+
+    cfg = tiny_config()
+    variables = init_variables(build_model(cfg, TINY), seed)
+    variables = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+    variables = jax.tree_util.tree_map(lambda a: np.asarray(a) * scale, variables)
     path.write_bytes(serialization.msgpack_serialize(variables))
     return variables
 
@@ -61,8 +67,7 @@ def test_model_init_starts_the_run_from_the_given_weights_with_a_fresh_optimiser
     import jax
     import numpy as np
 
-    first = setup(tiny_config(), tmp_path / "a", Progress("t", stream=io.StringIO()))
-    want = _saved_variables(first, tmp_path / "init.msgpack", scale=0.5)
+    want = _saved_variables(tmp_path / "init.msgpack", scale=0.5)
     run = setup(tiny_config(f"model_init={tmp_path / 'init.msgpack'}"), tmp_path / "b",
                 Progress("t", stream=io.StringIO()))
     for got, w in zip(jax.tree_util.tree_leaves({"params": run.state.params,
@@ -84,8 +89,7 @@ def test_a_model_init_that_does_not_fit_is_one_line_and_a_missing_one_creates_no
         setup(tiny_config(f"model_init={tmp_path / 'nope.msgpack'}"), tmp_path / "w",
               Progress("t", stream=io.StringIO()))
     assert not (tmp_path / "w").exists()
-    first = setup(tiny_config(), tmp_path / "a", Progress("t", stream=io.StringIO()))
-    variables = _saved_variables(first, tmp_path / "ok.msgpack")
+    variables = _saved_variables(tmp_path / "ok.msgpack")
     stem = variables["params"]["stem"]["conv"]["kernel"]
     variables["params"]["stem"]["conv"]["kernel"] = stem[..., :4]
     (tmp_path / "bad.msgpack").write_bytes(serialization.msgpack_serialize(variables))
