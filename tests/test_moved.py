@@ -56,6 +56,8 @@ def test_a_moved_attribute_warns_and_is_the_same_object(module, name):
         importlib.import_module(module).no_such_name  # noqa: B018
 
 
+# a fresh interpreter importing every module (6 s): run by .ci/run's "fresh interpreters" target
+@pytest.mark.slow
 def test_the_new_layout_imports_without_deprecation_warnings():
     """No module of the package uses an old name (the warning would be an error here)."""
     code = ("import importlib, pkgutil, warnings\n"

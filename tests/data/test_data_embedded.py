@@ -190,6 +190,8 @@ def test_a_bad_size_is_a_data_error(size):
         embedded.render_split("validation", size)
 
 
+# a fresh interpreter drawing the dataset (7 s): run by .ci/run's "fresh interpreters" target
+@pytest.mark.slow
 def test_preparing_says_one_tinyjax_line_and_nothing_of_tfds_or_absl(tmp_path):
     """TFDS's "Downloading and preparing dataset Unknown size …" and absl's warnings about the
     half-written folder would be wrong here: one line of ours, on stderr, only the first time."""
