@@ -144,6 +144,13 @@ def test_a_directory_that_is_not_a_run_says_what_is_missing(tmp_path, capsys):
     assert "python -m tinyjax.train" in line and not (tmp_path / "x").exists()
 
 
+def test_a_missing_run_is_named_as_typed_with_no_progress_line_before(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(["--checkpoint", "./no_such_run", "--out", "x"], capsys)
+    assert code == 2 and err.splitlines() == [one_error(err)], err
+    assert "error: ./no_such_run does not exist" in err and not (tmp_path / "x").exists()
+
+
 def test_an_output_folder_holding_other_files_is_refused(tmp_path, capsys):
     out = tmp_path / "x"
     out.mkdir()

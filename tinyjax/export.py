@@ -338,6 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cap = patch_cap(args)
     if args.budget is not None and cap is None:
         raise ExportError("--budget is the SRAM a patch plan is chosen to fit; give it with --patch auto")
+    if args.checkpoint:     # a wrong directory fails at once, before any progress line
+        from tinyjax.train.runs import check_run_dir
+
+        check_run_dir(args.checkpoint)
     device = get_device(args.device) if args.device else None
     target = get_target(args.target or (device.core if device else DEFAULT_TARGET)).name
     out = Path(args.out)
