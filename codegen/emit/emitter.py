@@ -372,7 +372,8 @@ def emit(qmodel: QuantizedModel, plan: Plan, prefix: str = "model", note: str = 
             continue
         calls.append(comment + _checked(call, writer.setup))
     tjx = tjx_functions(plan)
-    kernels = "CMSIS-NN's API" + (f" and tinyjax's {', '.join(tjx)}" if tjx else "")
+    kernels = ("CMSIS-NN's API alone (the cmsis-nn kernel set)" if plan.kernel_set == "cmsis-nn"
+               else "CMSIS-NN's API" + (f" and tinyjax's {', '.join(tjx)}" if tjx else ""))
     x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
     q_in, q_out = qmodel.quant(x.name), qmodel.quant(y.name)
     _, in_h, in_w, in_c = x.shape

@@ -5,16 +5,19 @@ holding tinyjax's own CMSIS-NN-API files, an extra Arm-only marker function, and
 cannot compile (as Arm's ``*_f16.c`` do not without ``ARM_NN_ENABLE_F16``). With it: the float
 files are left out, switching ``CMSIS_NN`` or ``EXTRA_CFLAGS`` in a built folder rebuilds it (and
 an unchanged command does not), the check program names its kernels, the sanitize build drops
-only the shift-base check and only in Arm's sources.
+only the shift-base check and only in Arm's sources; the ``cmsis-nn`` kernel set plans depthwise
+out of place and calls nothing but CMSIS-NN's API, and refuses networks CMSIS-NN cannot run.
 
 With Arm's real library (``slow``; skipped, with the reason, unless ``TINYJAX_CMSIS_NN`` points at a
 checkout of its default branch and ``TINYJAX_CMSIS_NN_V7`` at one of tag v7.0.0; CI has neither,
-docs/testing.md says how to get them): the issue's sequence on ``mcunet_in1`` in one folder.
+docs/testing.md says how to get them): the issue's sequence on ``mcunet_in1`` in one folder, and
+``cmsis-nn`` exports of ``mcunet_in1`` and ``mcunet_in2`` on QEMU's Cortex-M4 and M7.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,6 +28,10 @@ from family_specs import FAMILIES
 from toolchain_gate import require_tools
 
 from tinyjax.codegen.emit import c_runtime
+from tinyjax.codegen.emit.emitter import emit, tjx_functions
+from tinyjax.codegen.graph import graph_from_spec
+from tinyjax.codegen.plan.graph_plan import plan_graph
+from tinyjax.errors import PlanError
 from tinyjax.zoo import get_spec
 
 MARKER = "arm_nn_stand_in_marker"
@@ -161,6 +168,45 @@ def test_a_folder_that_is_not_a_checkout_is_refused_in_one_line(small_export, tm
     assert "git clone https://github.com/ARM-software/CMSIS-NN" in r.stderr
 
 
+# -- the cmsis-nn kernel set ------------------------------------------------------------------------
+
+def test_cmsis_nn_kernel_set_runs_depthwise_out_of_place_through_arms_wrapper():
+    graph = graph_from_spec(get_spec("mcunet_in2"))
+    ours = plan_graph(graph, "cortex-m7")
+    arms = plan_graph(graph, "cortex-m7", kernels="cmsis-nn")
+    assert arms.kernel_set == "cmsis-nn" and ours.kernel_set == "tinyjax"
+    dw = [op.name for op in graph.ops if op.kind == "depthwise_conv"]
+    assert dw and all(ours.kernels[n].call == "tjx_depthwise_conv_inplace_s8" for n in dw[1:])
+    assert {arms.kernels[n].call for n in dw} == {"arm_depthwise_conv_wrapper_s8"}
+    assert not any(arms.kernels[n].in_place for n in dw)
+    assert all(k.call is None or k.call.startswith("arm_") for k in arms.kernels.values())
+    assert any(k.in_place for k in arms.kernels.values())      # Arm's add still runs in place
+    assert (ours.peak_bytes, arms.peak_bytes) == (204_800, 342_208)     # 200.0 and 334.2 kB
+    assert tjx_functions(arms) == () and "tjx_depthwise_conv_inplace_s8" in tjx_functions(ours)
+
+
+def test_a_cmsis_nn_export_calls_nothing_but_cmsis_nns_api():
+    qm, _ = random_qmodel(FAMILIES["mcunet"](3))
+    files = emit(qm, plan_graph(qm.graph, "cortex-m7", kernels="cmsis-nn"))
+    assert "tjx_" not in files["model_model.c"]
+    assert re.search(r"^TJX_SRC := *$", files["Makefile"], re.M)
+    assert "CMSIS-NN's API alone" in files["model_model.h"]
+    ours = emit(qm, plan_graph(qm.graph, "cortex-m7"))
+    assert re.search(r"^TJX_SRC := tjx_depthwise_conv_inplace_s8\.c$", ours["Makefile"], re.M)
+
+
+def test_cmsis_nn_kernel_set_refuses_ops_cmsis_nn_lacks():
+    graph = graph_from_spec(FAMILIES["tinynet"](0))        # SiLU tables and squeeze-excite gates
+    with pytest.raises(PlanError) as e:
+        plan_graph(graph, "cortex-m7", kernels="cmsis-nn")
+    msg = str(e.value)
+    assert "CMSIS-NN has no kernel for its lut ops" in msg and "tjx_lut_s8" in msg
+    assert "channel_mul ops" in msg and "tjx_channel_mul_s8" in msg
+    assert "--kernels tinyjax" in msg and "\n" not in msg
+    with pytest.raises(PlanError, match="unknown kernel set 'arm'; valid kernel sets: tinyjax, cmsis-nn"):
+        plan_graph(graph, "cortex-m7", kernels="arm")
+
+
 # -- Arm's CMSIS-NN itself (slow; needs checkouts) ------------------------------------------------------
 
 def checkout(variable: str, what: str) -> Path:
@@ -204,3 +250,20 @@ def test_arms_library_in_one_folder_host_sanitizers_and_cortex_m7(tmp_path):
     assert "Arm's CMSIS-NN v7.0.0 at" in kernels_line(r.stdout)
     assert "arm_nn_mat_mult_kernel_s8_s16" in symbols(out / "build/cortex-m7/model_check.elf",
                                                       "arm-none-eabi-nm")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mcunet_in1", "mcunet_in2"])
+def test_a_cmsis_nn_export_runs_only_arms_code_on_cortex_m4_and_m7(name, tmp_path):
+    main = checkout("TINYJAX_CMSIS_NN", "its default branch")
+    require_tools("make", "arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm")
+    qm, rng = random_qmodel(get_spec(name))
+    out = tmp_path / name
+    export(qm, out, rng=rng, n=2, kernels="cmsis-nn")
+    for cpu in ("m7", "m4"):
+        r = make(out, f"check-{cpu}", CMSIS_NN=main)
+        assert_bit_exact(r, 2)
+        assert "Arm's CMSIS-NN" in kernels_line(r.stdout) and "tinyjax's" not in kernels_line(r.stdout)
+    elf = symbols(out / "build/cortex-m7/model_check.elf", "arm-none-eabi-nm")
+    assert not {s for s in elf if s.startswith("tjx_")}
+    assert "arm_depthwise_conv_wrapper_s8" in elf and "arm_nn_mat_mult_kernel_s8_s16" in elf
