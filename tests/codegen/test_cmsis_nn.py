@@ -166,6 +166,10 @@ def test_a_folder_that_is_not_a_checkout_is_refused_in_one_line(small_export, tm
     assert r.returncode == 2
     assert "is not a CMSIS-NN checkout (no Include/arm_nnfunctions.h)" in r.stderr
     assert "git clone https://github.com/ARM-software/CMSIS-NN" in r.stderr
+    headers_only = tmp_path / "headers-only"
+    shutil.copytree(c_runtime.RUNTIME_DIR / "include", headers_only / "Include")
+    r = make(small_export, "check-host", CMSIS_NN=headers_only)
+    assert r.returncode == 2 and "holds no integer sources (Source/*/*.c)" in r.stderr
 
 
 # -- the cmsis-nn kernel set ------------------------------------------------------------------------
