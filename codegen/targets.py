@@ -23,6 +23,13 @@ the one used here.
 Ops without a CMSIS-NN counterpart run tinyjax kernels (``tjx_*``): the in-place depthwise
 convolution (TinyEngine's idea), the 256-entry lookup table, the per-channel gate multiply, padding.
 
+Kernel sets (:data:`KERNEL_SETS`, ``python -m tinyjax.export --kernels``): ``tinyjax`` (the
+default) uses those where they help; ``cmsis-nn`` calls CMSIS-NN's API for every op, so that a
+build with Arm's library runs Arm's code for the whole network: an op runs in place only where
+the CMSIS-NN function itself does (an add reads each element before writing it), a depthwise
+convolution never (it goes through ``arm_depthwise_conv_wrapper_s8``), and a network with an op
+CMSIS-NN lacks is refused (:func:`check_kernel_set`).
+
 :func:`flash_bytes` counts the constant data a graph puts in flash (bytes; each kind's
 ``flash_bytes``)::
 
@@ -45,18 +52,21 @@ from dataclasses import dataclass
 from tinyjax.codegen.graph import Graph, Op
 from tinyjax.codegen.ops import OPS, KernelRow
 from tinyjax.devices import DEFAULT_TARGET
-from tinyjax.errors import UnknownTargetError
+from tinyjax.errors import PlanError, UnknownTargetError
 
 __all__ = [
     "DEFAULT_TARGET",
+    "KERNEL_SETS",
     "KernelChoice",
     "TARGETS",
     "Target",
     "UnknownTargetError",
+    "check_kernel_set",
     "choose_kernel",
     "depthwise_in_place_legal",
     "flash_bytes",
     "get_target",
+    "is_cmsis_nn_function",
     "kernel_row",
     "op_flash_bytes",
 ]
@@ -79,6 +89,24 @@ TARGETS: dict[str, Target] = {
     "cortex-m55": Target("cortex-m55", "mve", "Cortex-M55, Helium MVE (CMSIS-NN ARM_MATH_MVEI)"),
     "host": Target("host", "plain", "portable C on the build machine (no DSP, no MVE)"),
 }
+
+
+#: ``tinyjax``: CMSIS-NN's API plus tinyjax's own kernels (``tjx_*``) where they help;
+#: ``cmsis-nn``: CMSIS-NN's API alone (module docstring)
+KERNEL_SETS = ("tinyjax", "cmsis-nn")
+
+
+def is_cmsis_nn_function(function: str | None) -> bool:
+    """Whether a kernel function is part of CMSIS-NN's API (``arm_*``); a view (``None``) calls
+    nothing and counts as one."""
+    return function is None or function.startswith("arm_")
+
+
+def check_kernel_set(kernels: str) -> str:
+    """``kernels`` if it names a kernel set; :class:`PlanError` listing them otherwise."""
+    if kernels not in KERNEL_SETS:
+        raise PlanError(f"unknown kernel set {kernels!r}; valid kernel sets: {', '.join(KERNEL_SETS)}")
+    return kernels
 
 
 def get_target(target) -> Target:

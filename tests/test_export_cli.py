@@ -144,6 +144,25 @@ def test_a_directory_that_is_not_a_run_says_what_is_missing(tmp_path, capsys):
     assert "python -m tinyjax.train" in line and not (tmp_path / "x").exists()
 
 
+def test_a_missing_run_is_named_as_typed_with_no_progress_line_before(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(["--checkpoint", "./no_such_run", "--out", "x"], capsys)
+    assert code == 2 and err.splitlines() == [one_error(err)], err
+    assert "error: ./no_such_run does not exist" in err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "tinynet_e"], "tinynet_e: the cmsis-nn kernel set cannot run this network: CMSIS-NN "
+                               "has no kernel for its lut ops"),
+    (["--model", "mcunet_in0", "--patch", "auto"], "--patch auto copies each patch's region with "
+                                                   "tinyjax's tjx_copy_region_s8"),
+])
+def test_what_cmsis_nn_kernels_cannot_run_is_refused_in_one_line(argv, message, tmp_path, capsys):
+    code, _, err = cli([*argv, "--kernels", "cmsis-nn", "--out", tmp_path / "x"], capsys)
+    assert code == 2 and message in one_error(err)
+    assert "--kernels tinyjax" in one_error(err) and not (tmp_path / "x").exists()
+
+
 def test_an_output_folder_holding_other_files_is_refused(tmp_path, capsys):
     out = tmp_path / "x"
     out.mkdir()
@@ -210,6 +229,24 @@ def test_the_export_builds_on_the_host_and_reproduces_its_expected_logits(tmp_pa
     r = subprocess.run(["make", "-s", "-C", str(out), "check-host"], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0 and "2 bit-exact, 0 failed" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_cmsis_nn_kernels_export_calls_only_cmsis_nn_and_says_what_in_place_saves(tmp_path, capsys):
+    out = tmp_path / "x"
+    code, stdout, err = cli(["--model", "mcunet_in0", "--resolution", "48", "--out", out,
+                             "--kernels", "cmsis-nn"], capsys)
+    assert code == 0, err
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("memory ("))
+    saved = re.search(r"tinyjax's in-place kernels \(--kernels tinyjax\) would save [\d.,]+ kB "
+                      r"\(([\d,]+) B\): peak [\d.,]+ kB", line)
+    assert saved, line
+    peak = int(re.search(r"peak SRAM [\d.,]+ kB \(([\d,]+) B", line).group(1).replace(",", ""))
+    header = (out / "model_model.h").read_text()
+    assert header_value(header, "ARENA_BYTES") == peak
+    assert "tjx_" not in (out / "model_model.c").read_text() and "CMSIS-NN's API alone" in header
+    memory = (out / "memory.md").read_text()
+    assert "peak SRAM with tinyjax's kernels (`--kernels tinyjax`: in-place depthwise)" in memory
+    assert saved.group(0) in memory and "arm_depthwise_conv_wrapper_s8" in memory
 
 
 # -- a checkpoint export ------------------------------------------------------------------------------

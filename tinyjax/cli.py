@@ -57,18 +57,23 @@ def patch_text(choice: PatchChoice) -> str:
             f"layer by layer {format_kb(layer)}")
 
 
-def memory_plan(spec: ModelSpec, target: str = DEFAULT_TARGET):
-    """``(GraphPlan, flash_bytes)`` of ``spec`` on ``target`` (pure Python, no JAX)."""
+def memory_plan(spec: ModelSpec, target: str = DEFAULT_TARGET, kernels: str = "tinyjax"):
+    """``(GraphPlan, flash_bytes)`` of ``spec`` on ``target`` with the kernel set ``kernels``
+    (pure Python, no JAX)."""
     from tinyjax.codegen.graph import GraphError, graph_from_spec
     from tinyjax.codegen.plan.graph_plan import plan_graph
     from tinyjax.codegen.targets import flash_bytes, get_target
+    from tinyjax.errors import PlanError
 
     get_target(target)  # UnknownTargetError before any work
     try:
         graph = graph_from_spec(spec)
     except GraphError as e:
         raise GraphError(f"{spec.name} cannot be deployed as int8: {e}") from None
-    return plan_graph(graph, target), flash_bytes(graph)
+    try:
+        return plan_graph(graph, target, kernels=kernels), flash_bytes(graph)
+    except PlanError as e:
+        raise PlanError(f"{spec.name}: {e}") from None
 
 
 def resolve_model(model: str, resolution: int | None = None) -> ModelSpec:

@@ -23,6 +23,13 @@ that stage as one loop over the patches, and the printed memory line and ``memor
 schedule, the peak with and without it and the recomputed MACs. ``--patch off`` (default): layer
 by layer.
 
+``--kernels cmsis-nn`` makes every op call CMSIS-NN's API (``tinyjax.codegen.targets``): the
+depthwise convolutions through ``arm_depthwise_conv_wrapper_s8``, planned out of place, so a build
+with Arm's library (``make ... CMSIS_NN=DIR``) runs Arm's code for the whole network; the memory
+line and ``memory.md`` say what tinyjax's in-place kernels would have saved. A network with an op
+CMSIS-NN has no kernel for (table activations, squeeze-excite gates, padding) is refused, and so
+is ``--patch auto`` (its loop copies regions with a tinyjax kernel).
+
 Random weights are for profiling only (memory, flash, speed): the CLI says so and so does the
 generated header. Every file is written through a temporary file and a rename, so a killed export
 leaves no half-written file. ``--out`` must be a new or empty directory, or hold an earlier export
@@ -81,6 +88,7 @@ def _size(text: str) -> int:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     from tinyjax.cli import add_patch_arguments, positive_int
+    from tinyjax.codegen.targets import KERNEL_SETS
 
     p = argparse.ArgumentParser(
         prog="python -m tinyjax.export",
@@ -109,6 +117,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="with --model/--spec: input resolution in pixels (default: the model's own)")
     p.add_argument("--vectors", type=positive_int, default=1, metavar="N",
                    help="test images in input.bin / expected.bin (default: 1)")
+    p.add_argument("--kernels", choices=KERNEL_SETS, default="tinyjax",
+                   help="'tinyjax' (default): CMSIS-NN's API plus tinyjax's own kernels where they "
+                        "save memory (in-place depthwise) or CMSIS-NN has none (table activations, "
+                        "squeeze-excite gates); 'cmsis-nn': every op calls CMSIS-NN's API, so that "
+                        "linking Arm's library runs Arm's code for the whole network (no in-place "
+                        "depthwise: more SRAM)")
     add_patch_arguments(p, "in the plan and the C, where it lowers the peak (under --budget or "
                            "--device: only where layer by layer does not fit)")
     p.add_argument("--budget", type=_size, metavar="SIZE",
@@ -243,12 +257,14 @@ def patch_buffer_table(pp) -> str:
 
 
 def memory_markdown(name: str, prefix: str, plan, flash: int, fit: str, note: str,
-                    layer_plan=None, patch: str = "") -> str:
+                    layer_plan=None, patch: str = "", in_place_peak: int | None = None) -> str:
     """``memory.md``: the figures (bytes and kB = 1024 B), the fit, and the per-layer table.
 
     ``plan`` is the plan the C uses: a layer-by-layer ``GraphPlan``, or a ``PatchPlan`` with
     ``layer_plan`` the layer-by-layer one (its per-op table is then given for comparison);
-    ``patch``: the ``--patch auto`` line (:func:`tinyjax.cli.patch_text`), ``""`` without it."""
+    ``patch``: the ``--patch auto`` line (:func:`tinyjax.cli.patch_text`), ``""`` without it;
+    ``in_place_peak``: with ``--kernels cmsis-nn``, the peak of the same network with tinyjax's
+    kernels (in-place depthwise), to say what they would save."""
     from tinyjax.codegen.plan.report import layer_table
     from tinyjax.codegen.targets import get_target
 
@@ -266,11 +282,18 @@ def memory_markdown(name: str, prefix: str, plan, flash: int, fit: str, note: st
               row(f"peak SRAM: {arena}" + (", patch-based" if schedule else ""), plan.peak_bytes)]
     if schedule is not None:
         lines.append(row("peak SRAM layer by layer (without the patch schedule)", plan.layer_peak_bytes))
+    if in_place_peak is not None:
+        lines.append(row("peak SRAM with tinyjax's kernels (`--kernels tinyjax`: in-place depthwise)",
+                         in_place_peak))
     lines += [row("lower bound of the arena (no placement of these buffers uses less)",
                   plan.lower_bound_bytes),
               row("flash: weights, biases, requantisation parameters, tables (code not included)",
                   flash), "",
               f"Target: {t.name} ({t.description}). Device: {fit}.", ""]
+    if in_place_peak is not None:
+        lines += ["Kernels: CMSIS-NN's API alone (`--kernels cmsis-nn`): every depthwise convolution "
+                  "runs out of place through `arm_depthwise_conv_wrapper_s8`. "
+                  f"{in_place_text(plan, in_place_peak)}.", ""]
     if patch and schedule is None:
         lines += [f"Patch schedule (`--patch auto`): {patch.removeprefix('patch-based: ')}.", ""]
     if schedule is not None:
@@ -296,6 +319,15 @@ def memory_markdown(name: str, prefix: str, plan, flash: int, fit: str, note: st
                   "buffer alive during the op; offsets in bytes):", "",
                   "```text", layer_table(layer_plan), "```", ""]
     return "\n".join(lines)
+
+
+def in_place_text(plan, in_place_peak: int) -> str:
+    """What tinyjax's in-place kernels would save against ``plan`` (a ``--kernels cmsis-nn`` plan)."""
+    saved = plan.peak_bytes - in_place_peak
+    if saved <= 0:
+        return "tinyjax's in-place kernels would save nothing on this network"
+    return (f"tinyjax's in-place kernels (--kernels tinyjax) would save {format_kb(saved, grouped=True)} "
+            f"({saved:,} B): peak {format_kb(in_place_peak, grouped=True)}")
 
 
 def write_files(out: Path, files: dict[str, str | bytes]) -> list[Path]:
@@ -338,6 +370,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cap = patch_cap(args)
     if args.budget is not None and cap is None:
         raise ExportError("--budget is the SRAM a patch plan is chosen to fit; give it with --patch auto")
+    if cap is not None and args.kernels == "cmsis-nn":
+        raise ExportError("--patch auto copies each patch's region with tinyjax's tjx_copy_region_s8, "
+                          "which CMSIS-NN has no counterpart of; use --kernels tinyjax with --patch auto")
+    if args.checkpoint:     # a wrong directory fails at once, before any progress line
+        from tinyjax.train.runs import check_run_dir
+
+        check_run_dir(args.checkpoint)
     device = get_device(args.device) if args.device else None
     target = get_target(args.target or (device.core if device else DEFAULT_TARGET)).name
     out = Path(args.out)
@@ -353,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             spec = _random_spec(args)
         progress.status(f"planning the memory of {spec.name} for {target}...")
-        plan, flash = memory_plan(spec, target)
+        plan, flash = memory_plan(spec, target, args.kernels)
         patch = None
         if cap is not None:
             progress.status(f"choosing a patch schedule (at most +{cap * 100:g}% MACs)...")
@@ -379,7 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         batches = source.calibration(n_calib, calibration_batch(plan.graph))
         progress.status("quantising to int8...")
         qmodel = quantize.quantize_variables(spec, source.variables, batches)
-        plan = layer_plan = plan_graph(qmodel.graph, target)
+        plan = layer_plan = plan_graph(qmodel.graph, target, kernels=args.kernels)
+        in_place_peak = (plan_graph(qmodel.graph, target).peak_bytes if args.kernels == "cmsis-nn"
+                         else None)
         if patch is not None and patch.plan is not None:   # the schedule the fit was checked with
             plan = plan_patches(qmodel.graph, (patch.plan.n, patch.plan.p), target,
                                 layer_peak_bytes=layer_plan.peak_bytes)
@@ -400,7 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         files["input.bin"] = np.ascontiguousarray(x, np.int8).tobytes()
         files["expected.bin"] = np.ascontiguousarray(y, np.int8).tobytes()
         files["memory.md"] = memory_markdown(spec.name, prefix, plan, flash, fit, source.note,
-                                             layer_plan, patch_text(patch) if patch else "")
+                                             layer_plan, patch_text(patch) if patch else "",
+                                             in_place_peak)
         files["memory.png"] = plan_png(plan, spec.name)
         paths = write_files(out, files)
 
@@ -408,7 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"memory ({target}): peak SRAM {format_kb(plan.peak_bytes, grouped=True)} ({plan.peak_bytes:,} B; "
           f"lower bound {format_kb(plan.lower_bound_bytes, grouped=True)}), "
           f"flash {format_kb(flash, grouped=True)} ({flash:,} B, weights and constants); "
-          f"{patch_text(patch) + '; ' if patch else ''}{fit}")
+          f"{patch_text(patch) + '; ' if patch else ''}"
+          f"{in_place_text(plan, in_place_peak) + '; ' if in_place_peak is not None else ''}{fit}")
     _print_written(out, paths)
     d = shlex.quote(str(out))
     print(f"build and check on this machine: make -C {d} host && "

@@ -45,7 +45,7 @@ from tinyjax.codegen.quant.quantize import QuantizedModel
 from tinyjax.codegen.targets import flash_bytes, get_target
 from tinyjax.errors import GraphError
 
-__all__ = ["TEMPLATES_DIR", "CallWriter", "c_identifier", "emit", "render"]
+__all__ = ["TEMPLATES_DIR", "CallWriter", "c_identifier", "emit", "render", "tjx_functions"]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 #: values per line of a constant array in ``<prefix>_weights.c``
@@ -371,6 +371,9 @@ def emit(qmodel: QuantizedModel, plan: Plan, prefix: str = "model", note: str = 
             calls.append(comment)
             continue
         calls.append(comment + _checked(call, writer.setup))
+    tjx = tjx_functions(plan)
+    kernels = ("CMSIS-NN's API alone (the cmsis-nn kernel set)" if plan.kernel_set == "cmsis-nn"
+               else "CMSIS-NN's API" + (f" and tinyjax's {', '.join(tjx)}" if tjx else ""))
     x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
     q_in, q_out = qmodel.quant(x.name), qmodel.quant(y.name)
     _, in_h, in_w, in_c = x.shape
@@ -393,6 +396,9 @@ def emit(qmodel: QuantizedModel, plan: Plan, prefix: str = "model", note: str = 
         "classes": y.shape[-1], "out_bytes": y.nbytes,
         "out_scale": _float(q_out.scale), "out_zp": int(q_out.zero_point),
         "out_offset": plan.tensor_offsets[y.name],
+        "kernels": kernels, "tjx_sources": " ".join(f"{f}.c" for f in tjx),
+        "headers": "arm_nnfunctions.h" + (" and tjx_kernels.h" if tjx else ""),
+        "tjx_include": '#include "tjx_kernels.h"\n' if tjx else "",
         "guard": guard, "externs": "\n".join(writer.externs) + "\n",
         "statics": "\n".join(writer.statics) + "\n", "calls": "\n".join(calls),
         "arrays": "\n".join(writer.arrays),
@@ -407,6 +413,15 @@ def emit(qmodel: QuantizedModel, plan: Plan, prefix: str = "model", note: str = 
     }
     files.update(runtime_files())
     return files
+
+
+def tjx_functions(plan: Plan) -> tuple[str, ...]:
+    """tinyjax's own kernels (``tjx_*``, no CMSIS-NN counterpart) the plan's C calls, sorted; each
+    lives in ``tinyjax_runtime/src/<name>.c``. A patch plan's loop adds ``tjx_copy_region_s8``."""
+    calls = {k.call for k in plan.kernels.values() if k.call and k.call.startswith("tjx_")}
+    if plan.schedule is not None:
+        calls.add("tjx_copy_region_s8")
+    return tuple(sorted(calls))
 
 
 def runtime_files() -> dict[str, str]:

@@ -21,6 +21,11 @@ Sharing (TinyEngine's in-place updates), only where legal in the chosen executio
   shortcut, inputs[1], is preferred, then the branch);
 * a ``reshape`` is a zero-copy view of its input.
 
+With the ``cmsis-nn`` kernel set (``plan_graph(..., kernels="cmsis-nn")``) only CMSIS-NN's own
+functions run, so a depthwise conv is planned out of place (``arm_depthwise_conv_wrapper_s8``) and
+an add may still write over an input (Arm's kernel reads each element before writing it); a
+network with an op CMSIS-NN has no kernel for is refused (:class:`PlanError`).
+
 An op may overwrite input ``x`` only when the last reader of every tensor sharing ``x``'s bytes is
 that op (no other consumer later in the order, e.g. not a residual shortcut still needed by the
 add), the group holds no graph output, and the op's other inputs live elsewhere.
@@ -56,9 +61,9 @@ from tinyjax.codegen.ops import OPS
 from tinyjax.codegen.plan.buffers import DEFAULT_ALIGNMENT, Buffer, MemoryPlan, lower_bound, plan
 from tinyjax.codegen.plan.orders import dependencies, enumerate_orders, explicit_order, greedy_order, is_chain
 from tinyjax.codegen.plan.protocol import ArenaFigures
-from tinyjax.codegen.targets import KernelChoice, Target, get_target
+from tinyjax.codegen.targets import KernelChoice, Target, check_kernel_set, get_target, is_cmsis_nn_function
 from tinyjax.devices import DEFAULT_TARGET
-from tinyjax.errors import GraphError
+from tinyjax.errors import GraphError, PlanError
 from tinyjax.shapes import align_up
 
 __all__ = [
@@ -98,6 +103,8 @@ class GraphPlan(ArenaFigures):
             map to the same buffer, named after the group's first tensor).
         tensor_offsets: tensor name -> arena offset in bytes.
         scratch_offsets: op name -> arena offset of its scratch (ops with scratch only).
+        kernel_set: ``"tinyjax"`` or ``"cmsis-nn"`` (``targets.KERNEL_SETS``): the kernels the
+            plan was made for.
     """
 
     graph: Graph
@@ -108,6 +115,7 @@ class GraphPlan(ArenaFigures):
     tensor_buffers: Mapping[str, str]
     tensor_offsets: Mapping[str, int]
     scratch_offsets: Mapping[str, int]
+    kernel_set: str = "tinyjax"
 
     @property
     def schedule(self) -> None:
@@ -169,12 +177,13 @@ def _scratch_bytes(path: str, kind: str, attrs: tuple, in_shape: tuple, out_shap
 class _Static:
     """Order-independent facts of a graph, computed once per plan_graph call."""
 
-    __slots__ = ("graph", "target", "ops", "recs", "nbytes", "scratch", "in_place_scratch",
-                 "graph_inputs", "graph_outputs")
+    __slots__ = ("graph", "target", "kernel_set", "ops", "recs", "nbytes", "scratch",
+                 "in_place_scratch", "graph_inputs", "graph_outputs")
 
-    def __init__(self, graph: Graph, target: Target) -> None:
+    def __init__(self, graph: Graph, target: Target, kernel_set: str = "tinyjax") -> None:
         self.graph = graph
         self.target = target
+        self.kernel_set = kernel_set
         self.ops = ops = graph.ops
         self.recs = recs = [OPS[op.kind] for op in ops]
         self.nbytes = {t.name: t.nbytes for t in graph.tensors}
@@ -189,6 +198,27 @@ class _Static:
         self.in_place_scratch = [b[1] for b in both]
         self.graph_inputs = graph.inputs
         self.graph_outputs = frozenset(graph.outputs)
+        if kernel_set == "cmsis-nn":
+            self._cmsis_nn_only(shape, path)
+
+    def _cmsis_nn_only(self, shape, path: str) -> None:
+        """The ``cmsis-nn`` kernel set: an op whose kernel is tinyjax's is refused, and an op runs
+        in place only where its in-place kernel is CMSIS-NN's own."""
+        missing: dict[str, list] = {}
+        for i, (op, rec) in enumerate(zip(self.ops, self.recs)):
+            x, y = shape[op.inputs[0]], shape[op.outputs[0]]
+            fn = rec.kernel(op, x, y, path, False)[0]
+            if not is_cmsis_nn_function(fn):
+                missing.setdefault(op.kind, []).append((op.name, fn))
+            elif (self.in_place_scratch[i] >= 0 and not rec.view
+                  and not is_cmsis_nn_function(rec.kernel(op, x, y, path, True)[0])):
+                self.in_place_scratch[i] = -1
+        if missing:
+            what = " and ".join(f"{kind} ops ({len(ops)}, e.g. {ops[0][0]}: {ops[0][1]})"
+                                for kind, ops in missing.items())
+            raise PlanError(f"the cmsis-nn kernel set cannot run this network: CMSIS-NN has no "
+                            f"kernel for its {what}; use the tinyjax kernel set (--kernels tinyjax), "
+                            "which runs them with tinyjax's own kernels")
 
 
 def _buffer(name: str, size: int, first: int, last: int) -> Buffer:
@@ -301,6 +331,7 @@ def _finish(st: _Static, lay: _Layout, mp: MemoryPlan) -> GraphPlan:
         tensor_offsets=MappingProxyType({t: offset[g] for t, g in lay.tensor_group.items()}),
         scratch_offsets=MappingProxyType({ops[i].name: offset[scratch_name(ops[i].name)]
                                           for i, _, _ in lay.scratch}),
+        kernel_set=st.kernel_set,
     )
 
 
@@ -318,7 +349,7 @@ def _plan(buffers: list[Buffer], algorithm: str, alignment: int, check: bool = T
 def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "portfolio",
                order: str | Sequence[str] = "auto", *,
                alignment: int = DEFAULT_ALIGNMENT, in_place: bool = True,
-               verify: bool = True) -> GraphPlan:
+               verify: bool = True, kernels: str = "tinyjax") -> GraphPlan:
     """Plan ``graph``'s arena for ``target``.
 
     Args:
@@ -332,12 +363,14 @@ def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "por
         verify: check the plan with ``planner.verify`` (default). The search's fit check
             (:func:`fits`, :func:`peak_sram_bytes` on a spec) skips it: same plan, same peak,
             ~10% faster; a plan that is exported is always verified.
+        kernels: the kernel set, ``"tinyjax"`` or ``"cmsis-nn"`` (module docstring).
 
     Raises:
         UnknownTargetError: unknown target. GraphError: a bad explicit order.
+        PlanError: an unknown kernel set, or an op the ``cmsis-nn`` set has no kernel for.
         ValueError: unknown algorithm.
     """
-    st = _Static(graph, get_target(target))
+    st = _Static(graph, get_target(target), check_kernel_set(kernels))
     n = len(graph.ops)
     if isinstance(order, str) and order not in ("auto", "given"):
         raise ValueError(f"order must be 'auto', 'given' or a sequence of op names, got {order!r}")

@@ -124,6 +124,12 @@ class PatchPlan(ArenaFigures):
         return tuple(op.name for op, ip in zip(self.graph.ops, self.in_place) if ip)
 
     @property
+    def kernel_set(self) -> str:
+        """Always ``"tinyjax"``: the patch loop copies regions with tinyjax's
+        ``tjx_copy_region_s8``, which CMSIS-NN has no counterpart of."""
+        return "tinyjax"
+
+    @property
     def kernels(self) -> Mapping[str, KernelChoice]:
         """op name -> :class:`KernelChoice` (a stage op: its first patch's function, its largest
         scratch)."""

@@ -40,6 +40,8 @@ class Plan(Protocol):
     tensor_offsets: Mapping[str, int]
     #: op name -> arena offset of its scratch (ops with scratch only)
     scratch_offsets: Mapping[str, int]
+    #: the kernels planned for: ``"tinyjax"`` or ``"cmsis-nn"`` (``targets.KERNEL_SETS``)
+    kernel_set: str
 
     @property
     def schedule(self) -> PatchSchedule | None:

@@ -40,10 +40,11 @@ def random_qmodel(spec, seed: int = 0, calib_images: int = 2):
 
 
 def export(qmodel, out: Path, *, target: str = "cortex-m7", prefix: str = "model", images=None,
-           rng=None, n: int = 1) -> dict:
+           rng=None, n: int = 1, kernels: str = "tinyjax") -> dict:
     """Write the export of ``qmodel`` into ``out`` with ``input.bin`` / ``expected.bin`` of ``images``
-    (float NHWC; default ``n`` random ones). Returns the emitted files."""
-    plan = plan_graph(qmodel.graph, target)
+    (float NHWC; default ``n`` random ones), planned for the kernel set ``kernels``. Returns the
+    emitted files."""
+    plan = plan_graph(qmodel.graph, target, kernels=kernels)
     files = emit(qmodel, plan, prefix)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():

@@ -19,7 +19,8 @@ import numpy as np
 from tinyjax.errors import RunDirError
 from tinyjax.spec import ModelSpec
 
-__all__ = ["LoadedRun", "RunDirError", "eval_images", "load_run", "run_config", "train_images"]
+__all__ = ["LoadedRun", "RunDirError", "check_run_dir", "eval_images", "load_run", "run_config",
+           "train_images"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,26 +39,35 @@ class LoadedRun:
     ema: bool
 
 
-def _train_command(workdir: Path) -> str:
+def _train_command(workdir: str | Path) -> str:
     return f"python -m tinyjax.train --config FILE.py --workdir {workdir}"
+
+
+def check_run_dir(workdir: str | Path) -> Path:
+    """``workdir`` as a Path when it is a training run's directory (it has ``checkpoints/``);
+    else :class:`RunDirError` saying what is missing, with the path as the user wrote it
+    (``./run`` stays ``./run``). Cheap: no JAX, no config."""
+    shown = str(workdir)
+    workdir = Path(workdir)
+    if not workdir.is_dir():
+        raise RunDirError(f"{shown} does not exist; pass the --workdir of a training run "
+                          f"({_train_command('DIR')})")
+    if not (workdir / "checkpoints").is_dir():
+        present = [n for n in ("spec.json", "config.json") if (workdir / n).is_file()]
+        also = f" (it has {', '.join(present)})" if present else ", spec.json or config.json"
+        raise RunDirError(f"{shown} is not a tinyjax training run: no checkpoints/ folder{also}; "
+                          f"pass the --workdir of a run, or train one first: "
+                          f"{_train_command(shown)}")
+    return workdir
 
 
 def run_config(workdir: str | Path, config: str | None = None):
     """The config of the run in ``workdir``: ``config`` (``FILE.py[:ARG]``) when given, else the
     run's ``config.json``. :class:`RunDirError` says what is missing from a directory that is
-    not a run."""
+    not a run (:func:`check_run_dir`)."""
     from tinyjax.train.config import config_from_json, load_config
 
-    workdir = Path(workdir)
-    if not workdir.is_dir():
-        raise RunDirError(f"{workdir} does not exist; pass the --workdir of a training run "
-                          f"({_train_command('DIR')})")
-    if not (workdir / "checkpoints").is_dir():
-        present = [n for n in ("spec.json", "config.json") if (workdir / n).is_file()]
-        also = f" (it has {', '.join(present)})" if present else ", spec.json or config.json"
-        raise RunDirError(f"{workdir} is not a tinyjax training run: no checkpoints/ folder{also}; "
-                          f"pass the --workdir of a run, or train one first: "
-                          f"{_train_command(workdir)}")
+    workdir = check_run_dir(workdir)
     if config:
         return load_config(config)
     saved = workdir / "config.json"
