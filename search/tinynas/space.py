@@ -3,10 +3,10 @@ it, a kernel and an expansion ratio per block and a depth per stage pick a *sub-
 
 The backbone is ProxylessNAS/MobileNetV2's (docs/papers.md): a 3×3 stride-2 stem of 32·w channels
 (``stem_stride=1``: stride 1, for inputs already as small as a late feature map of ImageNet's),
-one depthwise-separable block (16·w), five elastic stages of widths 24, 40, 80, 96, 192 (·w) and
-strides 2, 2, 2, 1, 2 with 2–4 blocks each, and one last block of 320·w channels; ReLU6, no
+one depthwise-separable block (16·w, stride ``first_stride``, 1), five elastic stages of widths
+24, 40, 80, 96, 192 (·w) and strides ``stage_strides`` (2, 2, 2, 1, 2) with 2–4 blocks each, and one last block of 320·w channels; ReLU6, no
 squeeze-excite and no 1×1 head conv before the classifier (as the released MCUNet models).
-Channels are ``make_divisible(c·w, 8)``. Per inverted-residual block: kernel {3, 5, 7}, expansion
+Channels are ``make_divisible(c·w, 8)``, at least ``min_channels``. Per inverted-residual block: kernel {3, 5, 7}, expansion
 {3, 4, 6}; depth per elastic stage {2, 3, 4}, keeping the first blocks (OFA's elastic depth).
 
 An :class:`Arch` is the list of these choices (the genes the evolution mutates); blocks beyond a
@@ -24,12 +24,13 @@ from dataclasses import dataclass
 
 from tinyjax.spec import BlockSpec, HeadSpec, ModelSpec, StageSpec, StemSpec, make_divisible
 
-__all__ = ["Arch", "SearchSpace", "WIDTHS", "RESOLUTIONS", "BASE_WIDTHS", "STAGE_STRIDES"]
+__all__ = ["Arch", "SearchSpace", "WIDTHS", "RESOLUTIONS", "BASE_WIDTHS", "BASE_CHANNELS", "STAGE_STRIDES"]
 
 WIDTHS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)          # width multipliers of stage 1
 RESOLUTIONS = tuple(range(48, 225, 16))                            # 48, 64, ..., 224 (12)
 STEM_WIDTH, FIRST_BLOCK_WIDTH, LAST_BLOCK_WIDTH = 32, 16, 320
 BASE_WIDTHS = (24, 40, 80, 96, 192)                                # the elastic stages
+BASE_CHANNELS = (STEM_WIDTH, FIRST_BLOCK_WIDTH, *BASE_WIDTHS, LAST_BLOCK_WIDTH)
 STAGE_STRIDES = (2, 2, 2, 1, 2)
 LAST_STRIDE = 1
 
@@ -70,6 +71,10 @@ class SearchSpace:
     depths: tuple[int, ...] = (2, 3, 4)
     dropout: float = 0.0
     stem_stride: int = 2       # MCUNet's; 1 keeps small inputs' resolution through the stem
+    first_stride: int = 1      # the depthwise-separable block's (MCUNet's: 1)
+    stage_strides: tuple[int, ...] = STAGE_STRIDES   # the first block's of each elastic stage
+    min_channels: int = 8      # no layer narrower (TF MobileNet's min_depth); a multiple of 8
+    base_channels: tuple[int, ...] = BASE_CHANNELS   # before ×width: stem, first block, stages, last
 
     def __post_init__(self):
         if not 0 < self.width <= 4:
@@ -88,11 +93,39 @@ class SearchSpace:
             raise ValueError(f"depths must be ≥ 1, got {self.depths}")
         if self.stem_stride not in (1, 2):
             raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride!r}")
+        if self.first_stride not in (1, 2):
+            raise ValueError(f"first_stride must be 1 or 2, got {self.first_stride!r}")
+        strides = tuple(int(x) for x in self.stage_strides)
+        if not strides or any(x not in (1, 2) for x in strides):
+            raise ValueError(f"stage_strides needs one stride of 1 or 2 per elastic stage, got "
+                             f"{tuple(self.stage_strides)!r}")
+        object.__setattr__(self, "stage_strides", strides)
+        base = tuple(int(x) for x in self.base_channels)
+        if len(base) != len(strides) + 3 or min(base) < 1:
+            raise ValueError(f"base_channels needs {len(strides) + 3} positive channel counts (stem, "
+                             f"first block, {len(strides)} stages, last block), got "
+                             f"{tuple(self.base_channels)!r}")
+        object.__setattr__(self, "base_channels", base)
+        if not isinstance(self.min_channels, int) or self.min_channels < 8 or self.min_channels % 8:
+            raise ValueError(f"min_channels must be a multiple of 8, got {self.min_channels!r}")
 
     # -- structure ---------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        return f"tinynas_w{self.width:g}_r{self.resolution}" + ("_s1" if self.stem_stride == 1 else "")
+        """``tinynas_w<w>_r<r>``, then ``_s1`` for a stride-1 stem and ``_st<first>-<stages>`` for
+        block strides other than MCUNet's (e.g. ``_st2-22111``), ``_c<n>`` for ``min_channels``
+        above 8."""
+        strides = "" if not self._custom_strides else \
+            f"_st{self.first_stride}-" + "".join(str(x) for x in self.stage_strides)
+        return (f"tinynas_w{self.width:g}_r{self.resolution}"
+                + ("_s1" if self.stem_stride == 1 else "") + strides
+                + (f"_c{self.min_channels}" if self.min_channels != 8 else "")
+                + ("" if self.base_channels == BASE_CHANNELS else
+                   "_b" + "-".join(str(x) for x in self.base_channels)))
+
+    @property
+    def _custom_strides(self) -> bool:
+        return self.first_stride != 1 or self.stage_strides != STAGE_STRIDES
 
     @property
     def max_depth(self) -> int:
@@ -101,7 +134,7 @@ class SearchSpace:
     @property
     def num_stages(self) -> int:
         """Elastic stages (the last block is a stage of its own, never skipped)."""
-        return len(BASE_WIDTHS)
+        return len(self.stage_strides)
 
     @property
     def num_blocks(self) -> int:
@@ -109,7 +142,7 @@ class SearchSpace:
         return self.num_stages * self.max_depth + 1
 
     def channels(self, base: int) -> int:
-        return make_divisible(base * self.width, 8)
+        return make_divisible(base * self.width, 8, min_value=self.min_channels)
 
     def block_slots(self) -> list[tuple[int, int]]:
         """``(elastic stage, index in stage)`` of every gene position; the last block is
@@ -157,16 +190,17 @@ class SearchSpace:
     def spec(self, arch: Arch | None = None, name: str | None = None) -> ModelSpec:
         """The sub-network ``arch`` as a ModelSpec (the supernet itself when ``arch`` is None)."""
         arch = self.largest() if arch is None else self.canonical(arch)
-        stages = [StageSpec((BlockSpec("ds", 3, 1, self.channels(FIRST_BLOCK_WIDTH)),))]
+        stem_c, first_c, *widths, last_c = self.base_channels
+        stages = [StageSpec((BlockSpec("ds", 3, self.first_stride, self.channels(first_c)),))]
         slots = self.block_slots()
-        for s, (base, stride) in enumerate(zip(BASE_WIDTHS, STAGE_STRIDES)):
+        for s, (base, stride) in enumerate(zip(widths, self.stage_strides)):
             blocks = [BlockSpec("ir", arch.kernels[i], stride if j == 0 else 1, self.channels(base),
                                 expand=arch.expands[i])
                       for i, (ss, j) in enumerate(slots) if ss == s and j < arch.depths[s]]
             stages.append(StageSpec(tuple(blocks)))
         stages.append(StageSpec((BlockSpec("ir", arch.kernels[-1], LAST_STRIDE,
-                                           self.channels(LAST_BLOCK_WIDTH), expand=arch.expands[-1]),)))
-        stem = StemSpec(self.channels(STEM_WIDTH), 3, self.stem_stride)
+                                           self.channels(last_c), expand=arch.expands[-1]),)))
+        stem = StemSpec(self.channels(stem_c), 3, self.stem_stride)
         return ModelSpec(name=name or self.name, stem=stem, stages=tuple(stages),
                          head=HeadSpec(None, dropout=self.dropout), resolution=self.resolution,
                          num_classes=self.num_classes, act="relu6")
@@ -193,14 +227,20 @@ class SearchSpace:
     def to_dict(self) -> dict:
         return {"width": self.width, "resolution": self.resolution, "num_classes": self.num_classes,
                 "kernels": list(self.kernels), "expands": list(self.expands), "depths": list(self.depths),
-                "dropout": self.dropout, **({} if self.stem_stride == 2 else {"stem_stride": 1})}
+                "dropout": self.dropout, **({} if self.stem_stride == 2 else {"stem_stride": 1}),
+                **({} if not self._custom_strides else
+                   {"first_stride": self.first_stride, "stage_strides": list(self.stage_strides)}),
+                **({} if self.min_channels == 8 else {"min_channels": self.min_channels}),
+                **({} if self.base_channels == BASE_CHANNELS else {"base_channels": list(self.base_channels)})}
 
     @classmethod
     def from_dict(cls, d: dict) -> SearchSpace:
         return cls(float(d["width"]), int(d["resolution"]), int(d.get("num_classes", 1000)),
                    tuple(d.get("kernels", (3, 5, 7))), tuple(d.get("expands", (3, 4, 6))),
                    tuple(d.get("depths", (2, 3, 4))), float(d.get("dropout", 0.0)),
-                   int(d.get("stem_stride", 2)))
+                   int(d.get("stem_stride", 2)), int(d.get("first_stride", 1)),
+                   tuple(d.get("stage_strides", STAGE_STRIDES)), int(d.get("min_channels", 8)),
+                   tuple(d.get("base_channels", BASE_CHANNELS)))
 
 
 def grid(widths: Sequence[float] = WIDTHS, resolutions: Sequence[int] = RESOLUTIONS,

@@ -9,7 +9,7 @@ import time
 from tinyjax.errors import SearchError, Stopped
 from tinyjax.files import write_atomic
 from tinyjax.progress import Progress
-from tinyjax.search.tinynas.space import SearchSpace
+from tinyjax.search.tinynas.space import BASE_CHANNELS, STAGE_STRIDES, SearchSpace
 from tinyjax.units import format_bytes, format_count
 
 
@@ -20,7 +20,11 @@ def _progress(stage: str, unit: str) -> Progress:
 def _spaces(cfg) -> list[SearchSpace]:
     s = cfg.space
     return [SearchSpace(float(w), int(r), int(cfg.data.num_classes), tuple(s.kernels), tuple(s.expands),
-                        tuple(s.depths), stem_stride=int(s.stem_stride))
+                        tuple(s.depths), stem_stride=int(s.stem_stride),
+                        first_stride=int(s.get("first_stride", 1)),
+                        stage_strides=tuple(s.get("stage_strides", STAGE_STRIDES)),
+                        min_channels=int(s.get("min_channels", 8)),
+                        base_channels=tuple(s.get("base_channels", BASE_CHANNELS)))
             for w in s.widths for r in s.resolutions]
 
 

@@ -252,3 +252,38 @@ def test_a_stride_1_stem_keeps_the_input_size_and_round_trips():
     assert "stem_stride" not in s2.to_dict() and s1.to_dict()["stem_stride"] == 1
     with pytest.raises(ValueError, match="stem_stride must be 1 or 2"):
         SearchSpace(0.3, 32, 10, stem_stride=4)
+
+
+def test_block_strides_channels_and_min_channels_shape_the_space_and_round_trip():
+    """``first_stride``, ``stage_strides``, ``base_channels`` and ``min_channels`` build the blocks
+    they name, appear in the name and the dict only when they differ from MCUNet's, and round-trip."""
+    from tinyjax.counting import count
+
+    base = (16, 16, 24, 40, 40, 48, 64, 128)
+    s = SearchSpace(1.0, 64, 10, (3, 5), (3, 4, 6), (1, 2), first_stride=2,
+                    stage_strides=(2, 2, 1, 1, 1), min_channels=16, base_channels=base)
+    spec = s.spec(s.smallest())
+    blocks = [b for st in spec.stages for b in st.blocks]
+    assert [b.stride for b in blocks] == [2, 2, 2, 1, 1, 1, 1]
+    assert spec.stem.out_chs == 16 and spec.stem.stride == 2
+    assert [b.out_chs for b in blocks] == [16, 24, 40, 40, 48, 64, 128]
+    assert count(spec).layers[-2].out_shape[:2] == (4, 4)      # 64 / (2 * 2 * 2 * 2)
+    assert s.name == "tinynas_w1_r64_st2-22111_c16_b16-16-24-40-40-48-64-128"
+    assert SearchSpace.from_dict(s.to_dict()) == s
+    three = SearchSpace(1.0, 64, 10, depths=(1, 2), first_stride=2, stage_strides=(2, 2, 1),
+                        base_channels=(16, 16, 24, 40, 64, 128))
+    assert three.num_stages == 3 and len(three.largest().depths) == 3
+    assert [b.out_chs for st in three.spec(three.smallest()).stages for b in st.blocks] == [16, 24, 40, 64, 128]
+    narrow = SearchSpace(0.25, 64, 10, min_channels=16)
+    assert min(narrow.channels(c) for c in (32, 16, 24)) == 16 and narrow.channels(24) == 16
+    mcunet = SearchSpace(0.25, 64, 10)
+    assert mcunet.channels(16) == 8
+    assert set(mcunet.to_dict()) == {"width", "resolution", "num_classes", "kernels", "expands",
+                                     "depths", "dropout"}
+    for bad, match in (({"first_stride": 3}, "first_stride must be 1 or 2"),
+                       ({"stage_strides": (2, 3, 2)}, "stage_strides needs one stride of 1 or 2"),
+                       ({"stage_strides": (2, 2, 2)}, "base_channels needs 6"),
+                       ({"min_channels": 12}, "min_channels must be a multiple of 8"),
+                       ({"base_channels": (16, 16)}, "base_channels needs 8")):
+        with pytest.raises(ValueError, match=match):
+            SearchSpace(0.5, 64, 10, **bad)
