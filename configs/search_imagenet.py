@@ -23,6 +23,8 @@ Smoke-tested end to end (``:runlocal``, export and C check included) on
 import importlib.util
 from pathlib import Path
 
+from tinyjax.search.tinynas.space import RESOLUTIONS, WIDTHS, SearchSpace
+
 
 def _sibling(name: str):
     """The config module ``configs/<name>.py`` (the one definition of its sections, not a copy)."""
@@ -48,6 +50,16 @@ def get_config(arg=None):
     c = embedded.get_config()
     subset = 0 if arg == "full" else 100
 
+    # MCUNet's own space (the embedded config's is built for 64-px scenes on 2 CPU cores)
+    mcunet = SearchSpace(1.0, RESOLUTIONS[-1])
+    c.space.widths = tuple(WIDTHS)
+    c.space.resolutions = tuple(RESOLUTIONS)
+    c.space.kernels, c.space.expands, c.space.depths = mcunet.kernels, mcunet.expands, mcunet.depths
+    c.space.stem_stride, c.space.first_stride = mcunet.stem_stride, mcunet.first_stride
+    c.space.stage_strides = mcunet.stage_strides
+    c.space.base_channels = mcunet.base_channels
+    c.space.min_channels = mcunet.min_channels
+
     c.supernet.steps = 60_000 if subset else 500_000  # ≈ 120 / 100 epochs at batch 256
     c.supernet.batch_size = 256
     c.supernet.k = 4                  # OFA's sandwich: largest, smallest, 2 random
@@ -59,6 +71,9 @@ def get_config(arg=None):
     c.supernet.log_every = 100
     c.supernet.calib_images = 2000    # OFA re-estimates BN statistics on 2,000 training images
     c.supernet.eval_batch_size = 250
+    c.supernet.label_smoothing = 0.1
+    c.supernet.largest_steps = 0      # the sandwich from the start (BigNAS); OFA would train it first
+    c.supernet.distill = True         # the largest teaches the others in place (OFA, BigNAS)
 
     c.evolution.population = 100
     c.evolution.generations = 30

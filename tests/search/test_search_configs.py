@@ -19,7 +19,8 @@ IMAGENET = str(CONFIGS / "search_imagenet.py")
 KEYS = {
     "": {"space", "stage1", "supernet", "evolution", "finetune_init", "finetune", "scratch", "data",
          "export"},
-    "space": {"widths", "resolutions", "kernels", "expands", "depths", "stem_stride"},
+    "space": {"widths", "resolutions", "kernels", "expands", "depths", "stem_stride", "first_stride",
+              "stage_strides", "base_channels", "min_channels"},
     "stage1": {"samples", "patch_samples", "seed", "min_fraction", "workers"},
     "supernet": set(supernet_defaults().keys()),
     "evolution": {"population", "generations", "parent_ratio", "mutation_ratio", "mutate_prob", "seed"},
@@ -54,10 +55,13 @@ def test_every_section_and_key(path):
     # the winner's two recipes are training configs: exactly train_defaults()'s keys
     assert _keys(cfg.finetune) == _keys(cfg.scratch) == _keys(train_defaults())
     assert cfg.finetune_init in ("inherit", "scratch")
-    assert cfg.finetune.lr == pytest.approx(cfg.scratch.lr / 10)   # MCUNet fine-tunes at lr / 10
+    assert cfg.finetune.lr < cfg.scratch.lr   # fine-tuning at a fraction of the scratch rate
     # the search space's own defaults, and a space they describe can be built
-    space = SearchSpace(cfg.space.widths[0], cfg.space.resolutions[-1], cfg.data.num_classes,
-                        cfg.space.kernels, cfg.space.expands, cfg.space.depths)
+    s = cfg.space
+    space = SearchSpace(s.widths[0], s.resolutions[-1], cfg.data.num_classes, s.kernels, s.expands,
+                        s.depths, stem_stride=s.stem_stride, first_stride=s.first_stride,
+                        stage_strides=s.stage_strides, min_channels=s.min_channels,
+                        base_channels=s.base_channels)
     assert space.spec().num_classes == cfg.data.num_classes
     assert cfg.supernet.k >= 2
     assert 0 < cfg.evolution.parent_ratio and cfg.evolution.parent_ratio + cfg.evolution.mutation_ratio <= 1
@@ -67,18 +71,33 @@ def test_every_section_and_key(path):
         assert train.data.num_classes_subset == cfg.data.num_classes_subset
 
 
-def test_embedded_defaults_are_the_mcunet_space_and_the_brief():
+def test_embedded_defaults_are_a_small_space_and_the_recipe_of_the_brief():
+    """The embedded config's space is built for 64-px scenes (three downsamplings after a stride-2
+    stem, as the hand-made network, at most 1.0 x (16, 16, 24, 40, 64, 128) channels); the recipe
+    is MCUNet's: the largest first, the sandwich with in-place distillation, the winner fine-tuned
+    from its inherited weights."""
     cfg = load_config(EMBEDDED)
-    default = SearchSpace(1.0, 224)
-    assert cfg.space.widths == WIDTHS and cfg.space.resolutions == RESOLUTIONS
-    assert (cfg.space.kernels, cfg.space.expands, cfg.space.depths) == (
-        default.kernels, default.expands, default.depths)
+    assert (cfg.space.stem_stride, cfg.space.first_stride, cfg.space.stage_strides) == (2, 2, (2, 2, 1))
+    assert max(cfg.space.resolutions) == 64 and max(cfg.space.widths) == 1.0
     assert cfg.stage1.samples == 1000
-    assert cfg.supernet.k == 3 and 0 < cfg.supernet.resolution <= min(cfg.space.resolutions) + 16
+    assert cfg.supernet.k == 3 and cfg.supernet.distill and cfg.supernet.largest_steps > 0
+    assert cfg.supernet.resolution == 0        # the space's own resolution: no proxy
+    assert cfg.finetune_init == "inherit"
+    assert cfg.evolution.population * cfg.evolution.generations >= 300
     assert (cfg.evolution.parent_ratio, cfg.evolution.mutation_ratio, cfg.evolution.mutate_prob) == (
         0.25, 0.5, 0.1)
     assert (cfg.data.name, cfg.data.num_classes) == ("tinyjax_shapes", 10)
-    assert cfg.finetune.data.randaugment_n == 0 and cfg.finetune.total_steps > 0
+    assert cfg.finetune.data.randaugment_n == 0 and cfg.finetune.total_steps == cfg.scratch.total_steps > 0
+
+
+def test_imagenet_keeps_mcunets_space():
+    cfg = load_config(IMAGENET)
+    mcunet = SearchSpace(1.0, 224)
+    assert cfg.space.widths == WIDTHS and cfg.space.resolutions == RESOLUTIONS
+    for key in ("kernels", "expands", "depths", "stem_stride", "first_stride", "stage_strides",
+                "base_channels", "min_channels"):
+        assert cfg.space[key] == getattr(mcunet, key), key
+    assert cfg.finetune.lr == pytest.approx(cfg.scratch.lr / 10)   # MCUNet fine-tunes at lr / 10
 
 
 @pytest.mark.parametrize("path", [EMBEDDED, IMAGENET])
@@ -90,8 +109,9 @@ def test_runlocal_is_smaller(path):
                 "export.calibration_images", "export.test_images"):
         section, _, leaf = key.rpartition(".")
         assert _section(small, section)[leaf] < _section(full, section)[leaf], (path, key)
-    assert len(small.space.widths) * len(small.space.resolutions) < len(full.space.widths) * len(
+    assert len(small.space.widths) * len(small.space.resolutions) <= len(full.space.widths) * len(
         full.space.resolutions)
+    assert small.supernet.largest_steps <= 2
     for train in ("finetune", "scratch"):
         assert 0 < small[train].total_steps < (full[train].total_steps or 10 ** 9), train
 
@@ -105,7 +125,6 @@ def test_imagenet_is_the_same_search_on_imagenet():
     assert in100.supernet.steps > emb.supernet.steps and in100.supernet.batch_size > emb.supernet.batch_size
     assert in100.evolution.population * in100.evolution.generations > (
         emb.evolution.population * emb.evolution.generations)
-    assert in100.space.resolutions == emb.space.resolutions  # the same space
 
 
 @pytest.mark.parametrize("path", [EMBEDDED, IMAGENET])

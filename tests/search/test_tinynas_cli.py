@@ -33,10 +33,12 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, args, match):
 
 def test_budget_below_the_smallest_network_names_its_peak_and_exits_2(capsys, tmp_path):
     from tinyjax.codegen.plan.graph_plan import peak_sram_bytes
-    from tinyjax.search.tinynas.space import SearchSpace
+    from tinyjax.search.tinynas.stages import _spaces
+    from tinyjax.train.config import load_config
 
-    smallest = SearchSpace(0.2, 48, 10).spec(SearchSpace(0.2, 48, 10).smallest())
-    peak = peak_sram_bytes(smallest, "cortex-m7")
+    # the default config's narrowest, lowest-resolution space: its smallest sub-network
+    space = min(_spaces(load_config("configs/search_embedded.py")), key=lambda s: (s.width, s.resolution))
+    peak = peak_sram_bytes(space.spec(space.smallest()), "cortex-m7")
     rc, out, err = cli(capsys, "--budget", "8kB", "--workdir", str(tmp_path / "wd"))
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1, err
@@ -44,7 +46,6 @@ def test_budget_below_the_smallest_network_names_its_peak_and_exits_2(capsys, tm
     # one byte below the smallest peak is refused, the peak itself is not refused by this check
     from tinyjax.search.tinynas.run import Budget
     from tinyjax.search.tinynas.stages import check_reachable
-    from tinyjax.train.config import load_config
 
     cfg = load_config("configs/search_embedded.py")
     check_reachable(cfg, Budget(peak, 2**20, "cortex-m7"))
@@ -105,6 +106,6 @@ def test_a_finished_search_rerun_neither_trains_nor_exports_again(tmp_path, monk
         wd = WorkDir(tmp_path / "wd", {"fingerprint": 1})
         trained = tinynas_stages.train(cfg, space, best, wd, log=lambda m: None)
         exported = tinynas_stages.export(cfg, None, wd, log=lambda m: None)
-        assert trained == {"top1_float": 0.25, "steps": 4, "finetune": "scratch", "evals": []}
+        assert trained == {"top1_float": 0.25, "steps": 4, "finetune": "inherit", "evals": []}
         assert exported["bit_exact"] == 8 and exported["firmware"] == {"text": 1, "data": 0, "bss": 2}
         assert calls == ["train", "export"], run    # the second run called neither

@@ -260,38 +260,38 @@ def test_device_gives_the_boards_sram_and_flash(plain, tmp_path, env):
     assert (s["arch"], s["macs"], s["peak_sram_bytes"]) == (ref["arch"], ref["macs"], ref["peak_sram_bytes"])
 
 
-def test_finetune_inherit_starts_the_winner_from_its_supernet_weights(env, plain, tmp_path):
-    """``--finetune inherit`` (here with the largest sub-network trained alone first and in-place
-    distillation): the winner's own weights (cut out of the supernet, BN recalibrated) are written
-    and are where its training starts, at a tenth of the scratch recipe's learning rate; the summary
-    says how it was trained, the supernet's largest and smallest held-out scores and the
-    evolution's best per generation. The default run (``scratch``) trains from a random init."""
+def test_finetune_scratch_trains_the_winner_from_a_random_init_and_inherit_is_the_default(env, plain, tmp_path):
+    """The default (``--finetune inherit``, the largest sub-network trained alone first and
+    in-place distillation): the winner's own weights (cut out of the supernet, BN recalibrated)
+    are written and are where its training starts, at half the scratch recipe's learning rate;
+    the summary says how it was trained, the supernet's largest and smallest held-out scores and
+    the evolution's best per generation. ``--finetune scratch`` (the co-design benchmark's) trains
+    the winner from a random init with the scratch recipe, as the search did before."""
     from flax import serialization
 
-    workdir = tmp_path / "inherit"
-    r = subprocess.run(command(workdir) + ["--finetune", "inherit", "--config.supernet.largest_steps=2",
-                                           "--config.supernet.distill=True"],
+    workdir = tmp_path / "scratch"
+    r = subprocess.run(command(workdir) + ["--finetune", "scratch"],
                        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
     s, plain_s = summary(workdir), summary(plain[0])
-    assert s["finetune"] == "inherit" and plain_s["finetune"] == "scratch"
-    assert "supernet: tinynas_w" in r.stdout and "first its largest sub-network alone, 2 steps" in r.stdout
-    assert "the largest teaches the others (in-place distillation)" in r.stdout
-    assert (workdir / "supernet_largest").is_dir() and not (plain[0] / "supernet_largest").exists()
-    assert "train: the winner fine-tuned from its inherited weights" in r.stdout
-    assert "train: the winner from scratch" in plain[1].stdout
+    assert s["finetune"] == "scratch" and plain_s["finetune"] == "inherit"
+    assert "first its largest sub-network alone, 2 steps" in plain[1].stdout
+    assert "the largest teaches the others (in-place distillation)" in plain[1].stdout
+    assert (plain[0] / "supernet_largest").is_dir()
+    assert "train: the winner fine-tuned from its inherited weights" in plain[1].stdout
+    assert "train: the winner from scratch" in r.stdout
     for summary_ in (s, plain_s):
         for key in ("top1_supernet_largest", "top1_supernet_smallest"):
             assert 0.0 <= summary_[key] <= 1.0, key
         assert len(summary_["evolution_best_per_generation"]) == 3   # runlocal: generations 0, 1, 2
     assert "evolution: held-out top-1 of the supernet's largest sub-network" in r.stdout
     assert "(BN recalibrated," in r.stdout
-    assert s["finetune_evals"] and s["finetune_evals"][-1]["step"] == 4
-    inherited = serialization.msgpack_restore((workdir / "winner_inherited.msgpack").read_bytes())
+    assert plain_s["finetune_evals"] and plain_s["finetune_evals"][-1]["step"] == 4
+    inherited = serialization.msgpack_restore((plain[0] / "winner_inherited.msgpack").read_bytes())
     assert set(inherited) == {"params", "batch_stats"}
     config = json.loads((workdir / "train" / "config.json").read_text())
     plain_config = json.loads((plain[0] / "train" / "config.json").read_text())
-    assert config["model_init"] == str(workdir / "winner_inherited.msgpack")
-    assert plain_config["model_init"] == ""
-    assert config["lr"] == pytest.approx(plain_config["lr"] / 10)
+    assert plain_config["model_init"] == str(plain[0] / "winner_inherited.msgpack")
+    assert config["model_init"] == ""
+    assert plain_config["lr"] == pytest.approx(config["lr"] / 2)
     assert_bit_exact_c(s)
