@@ -1,6 +1,8 @@
 """``python -m tinyjax.search --budget SIZE``: the TinyNAS search's command line. Bad input is one
 line and exit code 2, before any work and without touching the work directory."""
 
+import json
+
 import pytest
 
 from tinyjax.errors import run_cli
@@ -109,3 +111,15 @@ def test_a_finished_search_rerun_neither_trains_nor_exports_again(tmp_path, monk
         assert trained == {"top1_float": 0.25, "steps": 4, "finetune": "inherit", "evals": []}
         assert exported["bit_exact"] == 8 and exported["firmware"] == {"text": 1, "data": 0, "bss": 2}
         assert calls == ["train", "export"], run    # the second run called neither
+
+
+def test_reopen_refuses_a_folder_without_a_finished_supernet(tmp_path):
+    from tinyjax.errors import SearchError
+    from tinyjax.search.tinynas.reopen import reopen
+
+    with pytest.raises(SearchError, match="holds no readable search"):
+        reopen(tmp_path / "nothing")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "state.json").write_text(json.dumps({"fingerprint": {}, "done": ["stage1"]}))
+    with pytest.raises(SearchError, match="has not finished its supernet stage"):
+        reopen(tmp_path / "w")

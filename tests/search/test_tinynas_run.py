@@ -295,3 +295,16 @@ def test_finetune_scratch_trains_the_winner_from_a_random_init_and_inherit_is_th
     assert config["model_init"] == ""
     assert plain_config["lr"] == pytest.approx(config["lr"] / 2)
     assert_bit_exact_c(s)
+
+
+def test_reopen_scores_the_winner_as_the_evolution_did(plain, tmp_path):
+    """``search.tinynas.reopen`` (the benchmarks' view of a finished search) reads the supernet
+    from its checkpoints and scores the evolution's winner exactly as the evolution did."""
+    from tinyjax.search.tinynas.reopen import reopen
+
+    s = reopen(plain[0])
+    arch, scored = s.winner()
+    evolution = json.loads((plain[0] / "evolution.json").read_text())
+    assert scored == len(evolution["records"]) and arch.to_dict() == summary(plain[0])["arch"]
+    assert s.score([arch]) == [pytest.approx(summary(plain[0])["top1_holdout_supernet"], abs=1e-6)]
+    assert s.check(arch).fits
