@@ -1,7 +1,8 @@
 """Does the evolution beat random sampling? The search's winner against random sub-networks that
 fit the same budget, all fine-tuned the same way from their inherited weights.
 
-    python benchmarks/search_vs_random.py --search runs/search [--n 10] [--seeds 3] [--steps N] [--workdir runs/search_vs_random]
+    python benchmarks/search_vs_random.py --search runs/search [--n 10] [--seeds 3] [--steps N]
+        [--workdir runs/search_vs_random]
 
 ``--search`` is the work directory of a finished ``python -m tinyjax.search`` run (its supernet
 and evolution are read, nothing is retrained). Compared, each fine-tuned with the search's

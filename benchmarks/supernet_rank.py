@@ -1,6 +1,7 @@
 """Does the supernet rank sub-networks as training them alone would? Kendall's τ between the two.
 
-    python benchmarks/supernet_rank.py --search runs/search [--n 12] [--steps 400] [--workdir runs/supernet_rank]
+    python benchmarks/supernet_rank.py --search runs/search [--n 12] [--steps 400]
+        [--workdir runs/supernet_rank]
 
 ``--search`` is the work directory of a ``python -m tinyjax.search`` run (its supernet is read
 from its checkpoints, not retrained). ``--n`` sub-networks that fit the search's budget are picked

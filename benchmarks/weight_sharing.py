@@ -8,10 +8,11 @@ supernet recipe (``configs/search_embedded.py``: phases, batch, optimiser, resol
 stage 1 picks (the config's widest and largest): the supernet as the search trains it (the
 largest alone first, then the sandwich rule: K sub-networks per step, the largest, the smallest,
 K-2 random, with in-place distillation), the largest network alone with K = 1 for the same total
-steps (the same images, but its weights serve nobody else). Both are scored by :class:`tinyjax.search.tinynas.supernet.SubnetEvaluator` (BN
-statistics recalibrated on training images) on the embedded dataset's validation split at the
-training resolution. Printed: top-1 of each, the difference (the cost of sharing), and the
-smallest sub-network's top-1 inside the supernet. Runs are resumable work directories.
+steps (the same images, but its weights serve nobody else). Both are scored by
+:class:`tinyjax.search.tinynas.supernet.SubnetEvaluator` (BN statistics recalibrated on training
+images) on the embedded dataset's validation split at the training resolution. Printed: top-1 of
+each, the difference (the cost of sharing), and the smallest sub-network's top-1 inside the
+supernet. Runs are resumable work directories.
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ def sigkill_when(cmd: list[str], ready: Callable[[], bool], stderr_path: Path, *
         proc.wait(timeout=60)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def signal_when(cmd: list[str], ready: Callable[[Path, Path], bool], log: Path, *, sig: int, env: dict,
                 cwd: Path, timeout: float) -> int:
     """Run ``cmd`` (stdout into ``log.out``, stderr into ``log.err``) until ``ready(out, err)``
@@ -31,7 +35,10 @@ def signal_when(cmd: list[str], ready: Callable[[Path, Path], bool], log: Path, 
     ends first or ``timeout`` seconds pass, or if it does not exit within a minute of the signal."""
     out_path, err_path = log.with_suffix(".out"), log.with_suffix(".err")
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err)
+        # Ctrl-C's default action in the child even when pytest itself was started in the
+        # background of a non-interactive shell (which ignores SIGINT, and children inherit that)
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err,
+                                preexec_fn=_default_sigint)
         try:
             deadline = time.monotonic() + timeout
             while not ready(out_path, err_path):

@@ -4,10 +4,13 @@ it, a kernel and an expansion ratio per block and a depth per stage pick a *sub-
 The backbone is ProxylessNAS/MobileNetV2's (docs/papers.md): a 3×3 stride-2 stem of 32·w channels
 (``stem_stride=1``: stride 1, for inputs already as small as a late feature map of ImageNet's),
 one depthwise-separable block (16·w, stride ``first_stride``, 1), five elastic stages of widths
-24, 40, 80, 96, 192 (·w) and strides ``stage_strides`` (2, 2, 2, 1, 2) with 2–4 blocks each, and one last block of 320·w channels; ReLU6, no
-squeeze-excite and no 1×1 head conv before the classifier (as the released MCUNet models).
-Channels are ``make_divisible(c·w, 8)``, at least ``min_channels``. Per inverted-residual block: kernel {3, 5, 7}, expansion
-{3, 4, 6}; depth per elastic stage {2, 3, 4}, keeping the first blocks (OFA's elastic depth).
+24, 40, 80, 96, 192 (·w) and strides ``stage_strides`` (2, 2, 2, 1, 2) with 2–4 blocks each, and
+one last block of 320·w channels; ReLU6, no squeeze-excite and no 1×1 head conv before the
+classifier (as the released MCUNet models). ``base_channels``, ``stage_strides`` (any number of
+stages) and ``min_channels`` shape other spaces (the embedded config's). Channels are
+``make_divisible(c·w, 8)``, at least ``min_channels``. Per inverted-residual block: kernel
+{3, 5, 7}, expansion {3, 4, 6}; depth per elastic stage {2, 3, 4}, keeping the first blocks (OFA's
+elastic depth).
 
 An :class:`Arch` is the list of these choices (the genes the evolution mutates); blocks beyond a
 stage's depth carry the supernet's largest choice, so two archs that build the same network are
@@ -231,7 +234,8 @@ class SearchSpace:
                 **({} if not self._custom_strides else
                    {"first_stride": self.first_stride, "stage_strides": list(self.stage_strides)}),
                 **({} if self.min_channels == 8 else {"min_channels": self.min_channels}),
-                **({} if self.base_channels == BASE_CHANNELS else {"base_channels": list(self.base_channels)})}
+                **({} if self.base_channels == BASE_CHANNELS else
+                   {"base_channels": list(self.base_channels)})}
 
     @classmethod
     def from_dict(cls, d: dict) -> SearchSpace:

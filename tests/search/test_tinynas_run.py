@@ -260,7 +260,7 @@ def test_device_gives_the_boards_sram_and_flash(plain, tmp_path, env):
     assert (s["arch"], s["macs"], s["peak_sram_bytes"]) == (ref["arch"], ref["macs"], ref["peak_sram_bytes"])
 
 
-def test_finetune_scratch_trains_the_winner_from_a_random_init_and_inherit_is_the_default(env, plain, tmp_path):
+def test_finetune_scratch_trains_from_a_random_init_and_inherit_is_the_default(env, plain, tmp_path):
     """The default (``--finetune inherit``, the largest sub-network trained alone first and
     in-place distillation): the winner's own weights (cut out of the supernet, BN recalibrated)
     are written and are where its training starts, at half the scratch recipe's learning rate;

@@ -273,7 +273,8 @@ def test_block_strides_channels_and_min_channels_shape_the_space_and_round_trip(
     three = SearchSpace(1.0, 64, 10, depths=(1, 2), first_stride=2, stage_strides=(2, 2, 1),
                         base_channels=(16, 16, 24, 40, 64, 128))
     assert three.num_stages == 3 and len(three.largest().depths) == 3
-    assert [b.out_chs for st in three.spec(three.smallest()).stages for b in st.blocks] == [16, 24, 40, 64, 128]
+    blocks = [b for st in three.spec(three.smallest()).stages for b in st.blocks]
+    assert [b.out_chs for b in blocks] == [16, 24, 40, 64, 128]
     narrow = SearchSpace(0.25, 64, 10, min_channels=16)
     assert min(narrow.channels(c) for c in (32, 16, 24)) == 16 and narrow.channels(24) == 16
     mcunet = SearchSpace(0.25, 64, 10)
