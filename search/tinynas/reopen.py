@@ -32,13 +32,10 @@ class Reopened:
 
     @property
     def evaluator(self):
-        from tinyjax.search.tinynas.supernet import SubnetEvaluator
+        from tinyjax.search.tinynas.stages import subnet_evaluator
 
         if self._evaluator is None:
-            hx, hy = self.data["holdout"]
-            calib = self.data["train"][0][: int(self.cfg.supernet.calib_images)]
-            self._evaluator = SubnetEvaluator(self.space, self.variables, calib, hx, hy,
-                                              int(self.cfg.supernet.eval_batch_size))
+            self._evaluator = subnet_evaluator(self.cfg, self.space, self.data, self.variables)
         return self._evaluator
 
     def score(self, archs) -> list[float]:
@@ -88,7 +85,6 @@ def reopen(workdir: str | Path, log=lambda _line: None) -> Reopened:
     import ml_collections
 
     from tinyjax.search.tinynas import stages
-    from tinyjax.search.tinynas.evolution import MemoryCheck
     from tinyjax.search.tinynas.run import Budget, WorkDir
     from tinyjax.search.tinynas.space import SearchSpace
 
@@ -108,6 +104,4 @@ def reopen(workdir: str | Path, log=lambda _line: None) -> Reopened:
     space = SearchSpace.from_dict(wd.read_json("stage1.json")["chosen"])
     data = stages.load_data(cfg, space, log)
     variables = stages.supernet(cfg, space, data, wd, log)
-    check = MemoryCheck(space, budget.sram_bytes, budget.flash_bytes, budget.target, budget.in_place,
-                        budget.patch, budget.max_mac_overhead)
-    return Reopened(cfg, budget, space, check, data, variables, path)
+    return Reopened(cfg, budget, space, stages.memory_check(space, budget), data, variables, path)

@@ -140,21 +140,36 @@ def supernet(cfg, space: SearchSpace, data: dict, wd, log):
     return variables
 
 
-def evolution(cfg, budget, space: SearchSpace, data: dict, variables, wd, log) -> dict:
-    from tinyjax.search.tinynas.evolution import EvolutionConfig, EvolutionState, MemoryCheck, evolve
-    from tinyjax.search.tinynas.evolution_plots import pareto_figure, progress_figure
+def memory_check(space: SearchSpace, budget):
+    """The evolution's "does it fit?" for ``space`` under ``budget``."""
+    from tinyjax.search.tinynas.evolution import MemoryCheck
+
+    return MemoryCheck(space, budget.sram_bytes, budget.flash_bytes, budget.target, budget.in_place,
+                       budget.patch, budget.max_mac_overhead)
+
+
+def subnet_evaluator(cfg, space: SearchSpace, data: dict, variables):
+    """The evolution's score: BN recalibrated on the first ``supernet.calib_images`` training
+    images, top-1 on the held-out ones."""
     from tinyjax.search.tinynas.supernet import SubnetEvaluator
 
-    check = MemoryCheck(space, budget.sram_bytes, budget.flash_bytes, budget.target, budget.in_place,
-                        budget.patch, budget.max_mac_overhead)
+    hx, hy = data["holdout"]
+    calib = data["train"][0][: int(cfg.supernet.calib_images)]
+    return SubnetEvaluator(space, variables, calib, hx, hy, int(cfg.supernet.eval_batch_size))
+
+
+def evolution(cfg, budget, space: SearchSpace, data: dict, variables, wd, log) -> dict:
+    from tinyjax.search.tinynas.evolution import EvolutionConfig, EvolutionState, evolve
+    from tinyjax.search.tinynas.evolution_plots import pareto_figure, progress_figure
+
+    check = memory_check(space, budget)
     if not wd.done("evolution"):
         e = cfg.evolution
         ecfg = EvolutionConfig(population=int(e.population), generations=int(e.generations),
                                parent_ratio=float(e.parent_ratio), mutation_ratio=float(e.mutation_ratio),
                                mutate_prob=float(e.mutate_prob))
-        hx, hy = data["holdout"]
-        calib = data["train"][0][: int(cfg.supernet.calib_images)]
-        evaluator = SubnetEvaluator(space, variables, calib, hx, hy, int(cfg.supernet.eval_batch_size))
+        hx = data["holdout"][0]
+        evaluator = subnet_evaluator(cfg, space, data, variables)
         path = wd.path / "evolution.json"
         state = EvolutionState.from_dict(json.loads(path.read_text())) if path.is_file() else None
         log(f"evolution: population {ecfg.population}, {ecfg.generations} generations; every "
