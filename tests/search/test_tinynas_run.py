@@ -308,3 +308,22 @@ def test_reopen_scores_the_winner_as_the_evolution_did(plain, tmp_path):
     assert scored == len(evolution["records"]) and arch.to_dict() == summary(plain[0])["arch"]
     assert s.score([arch]) == [pytest.approx(summary(plain[0])["top1_holdout_supernet"], abs=1e-6)]
     assert s.check(arch).fits
+
+
+def test_reopen_scores_on_the_validation_split_with_the_same_inherited_weights(plain):
+    """``Reopened.score_validation`` (``benchmarks/supernet_rank.py``'s second column): the same
+    inherited weights and BN recalibration as the evolution's score, on every validation image at
+    the search's resolution instead of the held-out training images."""
+    from tinyjax.data.embedded import SPLIT_SIZES
+    from tinyjax.search.tinynas.reopen import reopen
+
+    s = reopen(plain[0])
+    arch, _ = s.winner()
+    smallest = s.space.smallest()
+    val = s.score_validation([arch, smallest])
+    evaluator = s._validation_evaluator
+    assert evaluator.num_val == SPLIT_SIZES["validation"] != len(s.data["holdout"][0])
+    assert evaluator.val.shape[2] == s.data["holdout"][0].shape[1]   # the search's resolution
+    for top1 in val:     # a count of correct images out of the whole split
+        assert 0.0 <= top1 <= 1.0 and abs(top1 * evaluator.num_val - round(top1 * evaluator.num_val)) < 1e-3
+    assert s.score_validation([smallest]) == [val[1]]   # cached evaluator, same answer
