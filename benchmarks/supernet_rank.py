@@ -20,7 +20,8 @@ sub-networks differ by less than the noise of either measurement.) Each is
   curves flatten), once per ``--seeds`` seed (initialisation and data order); the mean is ranked.
 
 Printed: the columns per network, then Kendall's τ and its p-value (``scipy.stats.kendalltau``)
-of the stand-alone column against each inherited one.
+of the stand-alone column against each inherited one; with ``--seeds 2`` or more also seed 0's
+stand-alone ranking against seed 1's, the ceiling a supernet's ranking can be measured against.
 Every training run is a resumable work directory under ``--workdir``.
 """
 
@@ -114,9 +115,16 @@ def main(argv=None) -> int:
         taus[name] = {"tau": float(tau), "p": float(pvalue)}
         print(f"Kendall's tau (inherited on {name} vs alone): {tau:.3f} (p = {pvalue:.3g}, "
               f"n = {len(rows)})")
+    if a.seeds > 1:   # how well the reference ranks itself: one seed's runs against another's
+        tau, pvalue = kendalltau([r[3]["runs"][0]["top1"] for r in rows],
+                                 [r[3]["runs"][1]["top1"] for r in rows])
+        taus["seeds"] = {"tau": float(tau), "p": float(pvalue)}
+        print(f"Kendall's tau (alone, seed 0 vs seed 1: the reference's own reproducibility): "
+              f"{tau:.3f} (p = {pvalue:.3g})")
     (out / "supernet_rank.json").write_text(json.dumps(
         {"space": s.space.to_dict(), "tau": taus["held-out"]["tau"], "p": taus["held-out"]["p"],
          "tau_validation": taus["validation"]["tau"], "p_validation": taus["validation"]["p"],
+         "tau_seeds": taus.get("seeds", {}).get("tau"),
          "steps": a.steps, "seeds": a.seeds,
          "rows": [{"arch": r[0].to_dict(), "macs": r[1], "inherited": r[2], "inherited_validation": r[4],
                    "alone": r[3]} for r in rows]},
