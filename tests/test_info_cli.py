@@ -219,9 +219,44 @@ def test_json_with_patch_auto_gains_the_patch_summary_of_the_chosen_plan(capsys)
     assert 48 * 48 * 3 < report["peak_sram_bytes"]
     assert report["sram_lower_bound_bytes"] == pp.lower_bound_bytes <= report["peak_sram_bytes"]
     # everything else is the layer-by-layer report's
-    changed = {"peak_sram_bytes", "sram_lower_bound_bytes"}
+    changed = {"peak_sram_bytes", "sram_lower_bound_bytes", "peak_sram_bytes_image_outside"}
     assert {k: v for k, v in report.items() if k in set(layer) - changed} == \
         {k: v for k, v in layer.items() if k not in changed}
+
+
+@pytest.mark.parametrize("patch", [[], ["--patch", "auto"]])
+def test_input_caller_leaves_the_image_out_of_every_peak(capsys, patch):
+    """``--input caller``: the peak is the plan's with the image in the caller's buffer (with
+    ``--patch auto`` the schedule chosen for that mode); ``peak_sram_bytes_image_outside`` is that
+    figure in either mode, and ``image_bytes`` the image's."""
+    from tinyjax.codegen.graph import graph_from_spec
+    from tinyjax.codegen.plan.graph_plan import plan_graph
+    from tinyjax.codegen.plan.patch import choose_patch_plan
+    from tinyjax.zoo import get_spec
+
+    graph = graph_from_spec(get_spec("mcunet_in1"))
+    if patch:
+        inside, outside = choose_patch_plan(graph), choose_patch_plan(graph, input_mode="caller")
+    else:
+        inside, outside = plan_graph(graph), plan_graph(graph, input_mode="caller")
+    reports = {}
+    for mode in ("arena", "caller"):
+        assert main(["mcunet_in1", "--json", "--input", mode] + patch) == 0
+        reports[mode] = json.loads(capsys.readouterr().out)
+    assert main(["mcunet_in1", "--json"] + patch) == 0
+    assert json.loads(capsys.readouterr().out) == reports["arena"]       # arena is the default
+    arena, caller = reports["arena"], reports["caller"]
+    assert (arena["input_mode"], caller["input_mode"]) == ("arena", "caller")
+    assert arena["image_bytes"] == caller["image_bytes"] == 96 * 96 * 3
+    assert arena["peak_sram_bytes"] == inside.peak_bytes
+    assert caller["peak_sram_bytes"] == outside.peak_bytes
+    assert arena["peak_sram_bytes_image_outside"] == caller["peak_sram_bytes_image_outside"] \
+        == outside.peak_bytes
+    if patch:       # here the image is live at the patch plan's peak: leaving it out lowers it
+        assert outside.peak_bytes < inside.peak_bytes
+        assert caller["layer_peak_sram_bytes"] == plan_graph(graph, input_mode="caller").peak_bytes
+    assert main(["mcunet_in1", "--input", "caller"] + patch) == 0
+    assert "the image (27.0 kB) in the caller's buffer, not counted" in capsys.readouterr().out
 
 
 def test_patch_off_is_the_layer_by_layer_report(capsys):

@@ -39,7 +39,8 @@ def choose_patch(layer_plan, max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
     from tinyjax.codegen.plan.patch import choose_patch_plan
 
     pp = choose_patch_plan(layer_plan.graph, layer_plan.target, max_mac_overhead=max_mac_overhead,
-                           budget=budget, verify=verify, layer_peak_bytes=layer_plan.peak_bytes)
+                           budget=budget, verify=verify, layer_peak_bytes=layer_plan.peak_bytes,
+                           input_mode=layer_plan.input_mode)
     return PatchChoice(pp, layer_plan.peak_bytes, max_mac_overhead, budget)
 
 
@@ -57,9 +58,10 @@ def patch_text(choice: PatchChoice) -> str:
             f"layer by layer {format_kb(layer)}")
 
 
-def memory_plan(spec: ModelSpec, target: str = DEFAULT_TARGET, kernels: str = "tinyjax"):
-    """``(GraphPlan, flash_bytes)`` of ``spec`` on ``target`` with the kernel set ``kernels``
-    (pure Python, no JAX)."""
+def memory_plan(spec: ModelSpec, target: str = DEFAULT_TARGET, kernels: str = "tinyjax",
+                input_mode: str = "arena"):
+    """``(GraphPlan, flash_bytes)`` of ``spec`` on ``target`` with the kernel set ``kernels``, the
+    image in the arena or the caller's buffer (``input_mode``; pure Python, no JAX)."""
     from tinyjax.codegen.graph import GraphError, graph_from_spec
     from tinyjax.codegen.plan.graph_plan import plan_graph
     from tinyjax.codegen.targets import flash_bytes, get_target
@@ -71,7 +73,7 @@ def memory_plan(spec: ModelSpec, target: str = DEFAULT_TARGET, kernels: str = "t
     except GraphError as e:
         raise GraphError(f"{spec.name} cannot be deployed as int8: {e}") from None
     try:
-        return plan_graph(graph, target, kernels=kernels), flash_bytes(graph)
+        return plan_graph(graph, target, kernels=kernels, input_mode=input_mode), flash_bytes(graph)
     except PlanError as e:
         raise PlanError(f"{spec.name}: {e}") from None
 
@@ -143,6 +145,15 @@ def add_patch_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--max-mac-overhead", type=mac_overhead_fraction, default=None, metavar="F",
                         help="with --patch auto: the most recomputation a patch schedule may add, "
                              f"a fraction of the network's MACs (default {DEFAULT_MAX_MAC_OVERHEAD})")
+
+
+def add_input_argument(parser: argparse.ArgumentParser) -> None:
+    """``--input arena|caller``: where the input image lives (``graph_plan.INPUT_MODES``)."""
+    parser.add_argument("--input", choices=["arena", "caller"], default="arena",
+                        help="where the input image lives: 'arena' (default: in the arena, counted "
+                             "in the peak, as tinyjax, TFLite Micro and X-CUBE-AI count it) or "
+                             "'caller' (in a buffer the caller keeps, e.g. a camera frame buffer; "
+                             "not counted, as MCUNetV2 and TinyEngine's patch code count it)")
 
 
 def patch_cap(args: argparse.Namespace) -> float | None:

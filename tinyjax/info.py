@@ -11,6 +11,7 @@ Examples::
     python -m tinyjax.info mcunet_in3 --target cortex-m4 --plan-png plan.png
     python -m tinyjax.info mcunet_in4 --patch auto   # patch-based inference (MCUNetV2)
     python -m tinyjax.info mcunet_in4 --patch auto --max-mac-overhead 0.05 --json
+    python -m tinyjax.info mobilenetv2_100 --patch auto --input caller --json   # image not counted
 
 The memory figures (``peak_sram_bytes``: the planned arena with input image, activations, scratch
 and alignment; ``sram_lower_bound_bytes``; ``flash_bytes``: weights, biases, requantisation
@@ -28,6 +29,13 @@ recomputed fraction, ``patch_stage_ops`` (n) and ``patches_per_side`` (p), null 
 and ``patch_stage_output`` (the stage's output tensor) when a schedule is used. Without ``--patch``
 (or with ``--patch off``) the report is the layer-by-layer one.
 
+``--input arena|caller`` says where the input image lives: ``arena`` (default) counts it in every
+peak, as the firmware that writes it into the arena needs (TFLite Micro and X-CUBE-AI count it
+so too); ``caller`` leaves it in a buffer the caller keeps (MCUNetV2's and TinyEngine's patch
+figures count so). ``--json`` always has ``input_mode``, ``image_bytes`` and
+``peak_sram_bytes_image_outside``: the peak with the image outside under the same options (with
+``--patch auto`` the schedule is chosen again for that mode), whichever mode is asked for.
+
 Imports neither JAX nor TensorFlow: it answers in milliseconds.
 """
 
@@ -41,6 +49,7 @@ from pathlib import Path
 
 from tinyjax.cli import (
     PatchChoice,
+    add_input_argument,
     add_patch_arguments,
     check_resolution,
     choose_patch,
@@ -90,7 +99,30 @@ def summary(spec: ModelSpec, stats: ModelStats | None = None, target: str = DEFA
         if patch.plan is not None:
             out["sram_lower_bound_bytes"] = patch.plan.lower_bound_bytes
         out.update(patch_summary(patch.plan, gp.peak_bytes))
+    out["input_mode"] = gp.input_mode
+    out["image_bytes"] = gp.image_bytes
+    out["peak_sram_bytes_image_outside"] = (
+        out["peak_sram_bytes"] if gp.input_mode == "caller" else _image_outside(gp, patch))
     return out
+
+
+def image_text(plan) -> str:
+    """``""`` for the image in the arena, else a clause saying it is the caller's."""
+    if plan.input_mode == "arena":
+        return ""
+    return f"; the image ({format_kb(plan.image_bytes)}) in the caller's buffer, not counted"
+
+
+def _image_outside(gp, patch: PatchChoice | None) -> int:
+    """The peak of the same options with the image in the caller's buffer: the layer-by-layer
+    plan again, and with ``--patch auto`` the schedule chosen again for that mode."""
+    from tinyjax.codegen.plan.graph_plan import plan_graph
+
+    outside = plan_graph(gp.graph, gp.target, kernels=gp.kernel_set, input_mode="caller")
+    if patch is None:
+        return outside.peak_bytes
+    choice = choose_patch(outside, patch.max_mac_overhead, patch.budget)
+    return outside.peak_bytes if choice.plan is None else choice.plan.peak_bytes
 
 
 def stage_table(spec: ModelSpec, stats: ModelStats) -> str:
@@ -152,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="write a picture of the memory plan (arena offset x op index) as "
                              "PNG and print its path (with --patch auto: the plan used)")
     add_patch_arguments(parser, "for the memory figures, where it lowers the peak")
+    add_input_argument(parser)
     parser.add_argument("--list", action="store_true", help="list zoo names and exit")
     args = parser.parse_args(argv)
 
@@ -168,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tinyjax.zoo import get_spec, list_models
 
             def short(spec: ModelSpec) -> dict:
-                plan = memory_plan(spec, args.target)
+                plan = memory_plan(spec, args.target, input_mode=args.input)
                 patch = None if cap is None else choose_patch(plan[0], cap)
                 return {k: v for k, v in summary(spec, target=args.target, plan=plan, patch=patch).items()
                         if k not in ("layers", "spec")}
@@ -181,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = resolve_model(args.model, args.resolution)
     stats = count(spec)
     check_resolution(spec, stats)
-    plan = memory_plan(spec, args.target)
+    plan = memory_plan(spec, args.target, input_mode=args.input)
     patch = None if cap is None else choose_patch(plan[0], cap)
     if args.plan_png:
         from tinyjax.codegen.plan.report import plan_png
@@ -202,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(stage_table(spec, stats))
         print(f"memory ({gp.target}): peak SRAM {format_kb(gp.peak_bytes)} (lower bound "
               f"{format_kb(gp.lower_bound_bytes)}), flash {format_kb(flash)} "
-              f"(weights and constants)")
+              f"(weights and constants){image_text(gp)}")
         if patch is not None:
             print(patch_text(patch))
     if args.plan_png:  # after the report, on stderr under --json so that stdout stays JSON

@@ -45,6 +45,13 @@ enumerated ones); the ``PLANNED_ORDERS`` with the smallest lower bound, and the 
 planned and the smallest peak wins (never worse than the given order).
 A chain (MCUNet, MobileNet, EfficientNet: every op reads its predecessor's output) has one order.
 
+Where the image lives (``input_mode``, :data:`INPUT_MODES`): ``"arena"`` (the default) counts
+the whole input image in the arena, as the firmware that writes it there needs; ``"caller"``
+leaves it in a buffer the caller owns (a camera frame buffer, external RAM, a decoder's output),
+read through ``<prefix>_invoke``'s input pointer and never written: no op runs in place over it,
+and neither it nor a view of it has an arena offset. MCUNetV2 and TinyEngine's patch code count
+their peaks this way.
+
 Units: bytes; times are positions in the execution order.
 """
 
@@ -68,6 +75,7 @@ from tinyjax.shapes import align_up
 
 __all__ = [
     "GraphPlan",
+    "INPUT_MODES",
     "MAX_ORDERS",
     "chain_buffers",
     "fits",
@@ -76,6 +84,9 @@ __all__ = [
     "plan_graph",
     "scratch_name",
 ]
+
+#: Where the input image lives: in the arena (counted) or in the caller's buffer (module docstring).
+INPUT_MODES = ("arena", "caller")
 
 #: Topological orders enumerated at most when the graph has branches.
 MAX_ORDERS = 32
@@ -105,6 +116,8 @@ class GraphPlan(ArenaFigures):
         scratch_offsets: op name -> arena offset of its scratch (ops with scratch only).
         kernel_set: ``"tinyjax"`` or ``"cmsis-nn"`` (``targets.KERNEL_SETS``): the kernels the
             plan was made for.
+        input_mode: ``"arena"`` or ``"caller"`` (:data:`INPUT_MODES`): whether the input image is
+            in the arena (then in ``tensor_offsets``) or read from the caller's buffer.
     """
 
     graph: Graph
@@ -116,6 +129,12 @@ class GraphPlan(ArenaFigures):
     tensor_offsets: Mapping[str, int]
     scratch_offsets: Mapping[str, int]
     kernel_set: str = "tinyjax"
+    input_mode: str = "arena"
+
+    @property
+    def image_bytes(self) -> int:
+        """Bytes of the input image (in the arena or not, see ``input_mode``)."""
+        return self.graph.tensor(self.graph.inputs[0]).nbytes
 
     @property
     def schedule(self) -> None:
@@ -178,10 +197,12 @@ class _Static:
     """Order-independent facts of a graph, computed once per plan_graph call."""
 
     __slots__ = ("graph", "target", "kernel_set", "ops", "recs", "nbytes", "scratch",
-                 "in_place_scratch", "graph_inputs", "graph_outputs")
+                 "in_place_scratch", "graph_inputs", "graph_outputs", "input_mode")
 
-    def __init__(self, graph: Graph, target: Target, kernel_set: str = "tinyjax") -> None:
+    def __init__(self, graph: Graph, target: Target, kernel_set: str = "tinyjax",
+                 input_mode: str = "arena") -> None:
         self.graph = graph
+        self.input_mode = check_input_mode(input_mode)
         self.target = target
         self.kernel_set = kernel_set
         self.ops = ops = graph.ops
@@ -221,6 +242,14 @@ class _Static:
                             "which runs them with tinyjax's own kernels")
 
 
+def check_input_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`INPUT_MODES`, else a :class:`PlanError` saying which are."""
+    if mode not in INPUT_MODES:
+        raise PlanError(f"unknown input mode {mode!r}: use 'arena' (the image in the arena, "
+                        "counted) or 'caller' (the image in the caller's buffer, not counted)")
+    return mode
+
+
 def _buffer(name: str, size: int, first: int, last: int) -> Buffer:
     # Buffer.__post_init__ validates user input; these fields are ints computed here, and
     # skipping the check saves ~40% of plan_graph's own time on the search's hot path.
@@ -257,13 +286,14 @@ def _layout(st: _Static, order: Sequence[int], in_place: bool, prefer_shortcut: 
     g_first: dict[str, int] = {}
     g_last: dict[str, int] = {}
     g_size: dict[str, int] = {}
-    pinned = set()  # groups holding a graph output: never overwritten
+    pinned = set()  # groups holding a graph output (or the caller's image): never overwritten
+    caller = st.input_mode == "caller"
     for t in st.graph_inputs:
         group[t] = t
         g_first[t] = 0
         g_last[t] = last.get(t, 0)
         g_size[t] = nbytes[t]
-        if t in st.graph_outputs:
+        if caller or t in st.graph_outputs:
             pinned.add(t)
     inplace = [False] * len(ops)
     scratch: list[tuple[int, int, int]] = []  # (op index, position, bytes)
@@ -308,7 +338,8 @@ def _layout(st: _Static, order: Sequence[int], in_place: bool, prefer_shortcut: 
                 g_size[root] = nbytes[out]
             if out in st.graph_outputs:
                 pinned.add(root)
-    buffers = [_buffer(g, g_size[g], g_first[g], g_last[g]) for g in g_first]
+    outside = frozenset(st.graph_inputs) if caller else ()   # the caller's: not in the arena
+    buffers = [_buffer(g, g_size[g], g_first[g], g_last[g]) for g in g_first if g not in outside]
     buffers.extend(_buffer(scratch_name(ops[i].name), s, p, p) for i, p, s in scratch)
     return _Layout(tuple(order), buffers, group, inplace, scratch)
 
@@ -328,10 +359,12 @@ def _finish(st: _Static, lay: _Layout, mp: MemoryPlan) -> GraphPlan:
         memory_plan=mp,
         in_place=tuple(lay.inplace),
         tensor_buffers=MappingProxyType(dict(lay.tensor_group)),
-        tensor_offsets=MappingProxyType({t: offset[g] for t, g in lay.tensor_group.items()}),
+        tensor_offsets=MappingProxyType({t: offset[g] for t, g in lay.tensor_group.items()
+                                         if g in offset}),
         scratch_offsets=MappingProxyType({ops[i].name: offset[scratch_name(ops[i].name)]
                                           for i, _, _ in lay.scratch}),
         kernel_set=st.kernel_set,
+        input_mode=st.input_mode,
     )
 
 
@@ -349,7 +382,7 @@ def _plan(buffers: list[Buffer], algorithm: str, alignment: int, check: bool = T
 def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "portfolio",
                order: str | Sequence[str] = "auto", *,
                alignment: int = DEFAULT_ALIGNMENT, in_place: bool = True,
-               verify: bool = True, kernels: str = "tinyjax") -> GraphPlan:
+               verify: bool = True, kernels: str = "tinyjax", input_mode: str = "arena") -> GraphPlan:
     """Plan ``graph``'s arena for ``target``.
 
     Args:
@@ -364,13 +397,15 @@ def plan_graph(graph: Graph, target: str = DEFAULT_TARGET, algorithm: str = "por
             (:func:`fits`, :func:`peak_sram_bytes` on a spec) skips it: same plan, same peak,
             ~10% faster; a plan that is exported is always verified.
         kernels: the kernel set, ``"tinyjax"`` or ``"cmsis-nn"`` (module docstring).
+        input_mode: ``"arena"`` (the image counted in the arena) or ``"caller"`` (module docstring).
 
     Raises:
         UnknownTargetError: unknown target. GraphError: a bad explicit order.
-        PlanError: an unknown kernel set, or an op the ``cmsis-nn`` set has no kernel for.
+        PlanError: an unknown kernel set or input mode, or an op the ``cmsis-nn`` set has no
+            kernel for.
         ValueError: unknown algorithm.
     """
-    st = _Static(graph, get_target(target), check_kernel_set(kernels))
+    st = _Static(graph, get_target(target), check_kernel_set(kernels), input_mode)
     n = len(graph.ops)
     if isinstance(order, str) and order not in ("auto", "given"):
         raise ValueError(f"order must be 'auto', 'given' or a sequence of op names, got {order!r}")

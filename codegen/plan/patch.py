@@ -23,7 +23,9 @@ the stage output map) is live over all of them, a region buffer only where one p
 one plan of the timeline serves every patch and :func:`tinyjax.codegen.plan.buffers.verify` proves that
 no two live buffers overlap at any step of the loop. Everything is counted: the whole input image,
 the stage output map, every region buffer at its largest patch, every kernel's scratch at its
-largest patch, alignment.
+largest patch, alignment. With ``input_mode="caller"`` the whole image is the caller's (its
+buffer, never written; MCUNetV2's and TinyEngine's way of counting) and position 0 copies the
+patch's region out of it: the arena holds the region buffer, not the image.
 
 :func:`choose_patch_plan` picks ``(n, p)``: the smallest peak whose MAC overhead is at most
 ``max_mac_overhead`` (default 15% of the network's MACs), or, under a ``budget``, the least
@@ -42,7 +44,15 @@ from tinyjax.codegen.graph import Graph
 from tinyjax.codegen.ops import OPS
 from tinyjax.codegen.plan.buffers import DEFAULT_ALIGNMENT, MemoryPlan, lower_bound
 from tinyjax.codegen.plan.buffers import verify as check_plan
-from tinyjax.codegen.plan.graph_plan import _buffer, _layout, _plan, _Static, plan_graph, scratch_name
+from tinyjax.codegen.plan.graph_plan import (
+    _buffer,
+    _layout,
+    _plan,
+    _Static,
+    check_input_mode,
+    plan_graph,
+    scratch_name,
+)
 from tinyjax.codegen.plan.protocol import ArenaFigures
 from tinyjax.codegen.plan.schedule import PatchSchedule, make_schedule, region_buffer, stage_cuts
 from tinyjax.codegen.targets import KernelChoice, get_target
@@ -83,11 +93,13 @@ class PatchPlan(ArenaFigures):
         layer_peak_bytes: the layer-by-layer plan's peak, for comparison.
         in_place: per op of ``graph.ops``, whether it writes over an input's bytes (a stage op:
             over the input's region buffer).
-        tensor_offsets: arena offset of every whole tensor (the input image, the stage output,
-            the rest's tensors).
+        tensor_offsets: arena offset of every whole tensor (the input image in ``"arena"`` mode,
+            the stage output, the rest's tensors).
         region_offsets: arena offset of the region buffer of every stage tensor.
         scratch_offsets: op name -> offset of its scratch.
         scratch_bytes: op name -> scratch bytes (a stage op: its largest patch's).
+        input_mode: ``"arena"`` (the whole image in the arena) or ``"caller"`` (in the caller's
+            buffer; ``graph_plan.INPUT_MODES``). ``layer_peak_bytes`` is planned in the same mode.
     """
 
     graph: Graph
@@ -101,6 +113,18 @@ class PatchPlan(ArenaFigures):
     region_offsets: Mapping[str, int]
     scratch_offsets: Mapping[str, int]
     scratch_bytes: Mapping[str, int]
+    input_mode: str = "arena"
+
+    @property
+    def image_bytes(self) -> int:
+        """Bytes of the whole input image (in the arena or not, see ``input_mode``)."""
+        return self.graph.tensor(self.graph.inputs[0]).nbytes
+
+    @property
+    def kernel_set(self) -> str:
+        """Always ``"tinyjax"``: the patch loop copies regions with tinyjax's
+        ``tjx_copy_region_s8``, which CMSIS-NN has no counterpart of."""
+        return "tinyjax"
 
     @property
     def n(self) -> int:
@@ -122,12 +146,6 @@ class PatchPlan(ArenaFigures):
     @property
     def in_place_ops(self) -> tuple[str, ...]:
         return tuple(op.name for op, ip in zip(self.graph.ops, self.in_place) if ip)
-
-    @property
-    def kernel_set(self) -> str:
-        """Always ``"tinyjax"``: the patch loop copies regions with tinyjax's
-        ``tjx_copy_region_s8``, which CMSIS-NN has no counterpart of."""
-        return "tinyjax"
 
     @property
     def kernels(self) -> Mapping[str, KernelChoice]:
@@ -201,18 +219,19 @@ def _stage_layout(sch: PatchSchedule, path: str, in_place: bool):
 def plan_patches(graph: Graph, schedule: PatchSchedule | tuple[int, int],
                  target: str = DEFAULT_TARGET, *, alignment: int = DEFAULT_ALIGNMENT,
                  in_place: bool = True, verify: bool = True,
-                 layer_peak_bytes: int | None = None) -> PatchPlan:
+                 layer_peak_bytes: int | None = None, input_mode: str = "arena") -> PatchPlan:
     """Plan ``graph`` run with ``schedule`` (a :class:`PatchSchedule` or ``(n, p)``) into one
-    arena for ``target``; checked by ``planner.verify`` unless ``verify=False`` (the search's fit
-    check)."""
+    arena for ``target``, the image in the arena or the caller's buffer (``input_mode``); checked
+    by ``planner.verify`` unless ``verify=False`` (the search's fit check)."""
     t = get_target(target)
+    check_input_mode(input_mode)
     sch = schedule if isinstance(schedule, PatchSchedule) else make_schedule(graph, *schedule)
     if sch.graph is not graph and (sch.graph.ops != graph.ops or sch.graph.inputs != graph.inputs):
         raise GraphError("the patch schedule belongs to another graph")
     if layer_peak_bytes is None:
-        layer_peak_bytes = plan_graph(graph, t.name, verify=False).peak_bytes
+        layer_peak_bytes = plan_graph(graph, t.name, verify=False, input_mode=input_mode).peak_bytes
     return _plan_patches(graph, sch, t, _Rest(graph, sch.n, t, in_place), alignment, in_place,
-                         verify, layer_peak_bytes)
+                         verify, layer_peak_bytes, input_mode)
 
 
 class _Rest:
@@ -228,14 +247,16 @@ class _Rest:
 
 
 def _plan_patches(graph: Graph, sch: PatchSchedule, t, rest: _Rest, alignment: int, in_place: bool,
-                  verify: bool, layer_peak_bytes: int) -> PatchPlan:
+                  verify: bool, layer_peak_bytes: int, input_mode: str = "arena") -> PatchPlan:
     n, x_in, y = sch.n, graph.inputs[0], sch.output
+    image_inside = input_mode == "arena"
     stage_bufs, group, stage_inplace, stage_scratch = _stage_layout(sch, t.path, in_place)
     shift = n + 2
 
     def combined(lay):
         bufs = list(stage_bufs)
-        bufs.append(_buffer(x_in, graph.tensor(x_in).nbytes, 0, n + 1))
+        if image_inside:
+            bufs.append(_buffer(x_in, graph.tensor(x_in).nbytes, 0, n + 1))
         for b in lay.buffers:
             first = 0 if b.name == lay.tensor_group[y] else b.first_use + shift
             bufs.append(_buffer(b.name, b.size, first, b.last_use + shift))
@@ -250,7 +271,7 @@ def _plan_patches(graph: Graph, sch: PatchSchedule, t, rest: _Rest, alignment: i
             lay, mp = alt, mp2
     rest_ops = rest.graph.ops
     offset = dict(zip((b.name for b in mp.buffers), mp.offsets))
-    tensor_offsets = {x_in: offset[x_in]}
+    tensor_offsets = {x_in: offset[x_in]} if image_inside else {}
     tensor_offsets.update({tn: offset[g] for tn, g in lay.tensor_group.items()})
     region_offsets = {tn: offset[region_buffer(g)] for tn, g in group.items()}
     scratch_offsets = {name: offset["patch@" + scratch_name(name)] for name in stage_scratch}
@@ -265,21 +286,23 @@ def _plan_patches(graph: Graph, sch: PatchSchedule, t, rest: _Rest, alignment: i
         tensor_offsets=MappingProxyType(tensor_offsets),
         region_offsets=MappingProxyType(region_offsets),
         scratch_offsets=MappingProxyType(scratch_offsets),
-        scratch_bytes=MappingProxyType(scratch_bytes))
+        scratch_bytes=MappingProxyType(scratch_bytes), input_mode=input_mode)
 
 
-def _lower_bound(graph: Graph, rest: _Rest) -> int:
+def _lower_bound(graph: Graph, rest: _Rest, input_mode: str = "arena") -> int:
     """A lower bound of any patch plan's peak at this cut: the rest's own buffers (layer by layer
-    from the cut) and the input image with the stage output."""
-    image = graph.tensor(graph.inputs[0]).nbytes + graph.tensor(rest.graph.inputs[0]).nbytes
-    return max(lower_bound(rest.layout.buffers, DEFAULT_ALIGNMENT), image)
+    from the cut) and the stage output with the input image (when it is in the arena)."""
+    image = graph.tensor(graph.inputs[0]).nbytes if input_mode == "arena" else 0
+    return max(lower_bound(rest.layout.buffers, DEFAULT_ALIGNMENT),
+               image + graph.tensor(rest.graph.inputs[0]).nbytes)
 
 
 def choose_patch_plan(graph: Graph, target: str = DEFAULT_TARGET, *,
                       max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
                       budget: int | None = None, verify: bool = True,
                       max_patches: int = MAX_PATCHES_PER_SIDE,
-                      layer_peak_bytes: int | None = None) -> PatchPlan | None:
+                      layer_peak_bytes: int | None = None,
+                      input_mode: str = "arena") -> PatchPlan | None:
     """The patch plan to use, or ``None`` when layer by layer is as good.
 
     Without ``budget``: the smallest peak over every stage cut and ``p`` in 2 … ``max_patches``
@@ -288,21 +311,24 @@ def choose_patch_plan(graph: Graph, target: str = DEFAULT_TARGET, *,
     With ``budget`` (bytes): ``None`` when layer by layer fits; else the least overhead within
     the cap whose peak fits (ties: the smaller peak); when none fits, the smallest peak within the
     cap (the caller sees it does not fit), or ``None`` if no schedule is within the cap.
-    ``layer_peak_bytes``: the layer-by-layer peak when the caller has it (else it is planned).
+    ``layer_peak_bytes``: the layer-by-layer peak when the caller has it (else it is planned),
+    in the same ``input_mode`` (``"arena"``: the image counted; ``"caller"``: in the caller's
+    buffer, every peak here without it).
     """
+    check_input_mode(input_mode)
     if not (0 <= max_mac_overhead):
         raise ValueError(f"max_mac_overhead must be >= 0, got {max_mac_overhead}")
     t = get_target(target)
     layer_peak = layer_peak_bytes
     if layer_peak is None:
-        layer_peak = plan_graph(graph, t.name, verify=False).peak_bytes
+        layer_peak = plan_graph(graph, t.name, verify=False, input_mode=input_mode).peak_bytes
     if budget is not None and layer_peak <= budget:
         return None
     cuts = stage_cuts(graph)
     if not cuts:
         return None
     rests = {c: _Rest(graph, c, t, True) for c in cuts}
-    bounds = {c: _lower_bound(graph, rest) for c, rest in rests.items()}
+    bounds = {c: _lower_bound(graph, rest, input_mode) for c, rest in rests.items()}
     total_macs = max(1, graph.total_macs())
     best = None        # (key, plan)
     for c in cuts:
@@ -321,7 +347,8 @@ def choose_patch_plan(graph: Graph, target: str = DEFAULT_TARGET, *,
                 break          # more patches only recompute more
             if budget is not None and best is not None and best[0][0] == 0 and frac >= best[0][1]:
                 break          # a fitting schedule with less overhead is known
-            pp = _plan_patches(graph, sch, t, rests[c], DEFAULT_ALIGNMENT, True, False, layer_peak)
+            pp = _plan_patches(graph, sch, t, rests[c], DEFAULT_ALIGNMENT, True, False, layer_peak,
+                               input_mode)
             peak = pp.peak_bytes
             if budget is None or peak > budget:
                 key = (0 if budget is None else 1, peak, frac)

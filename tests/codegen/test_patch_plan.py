@@ -89,13 +89,21 @@ def arena_run(qm, plan, x) -> np.ndarray:
         return arena[off:off + int(np.prod(shape))].reshape(shape).copy()
 
     x_in = graph.inputs[0]
-    put(plan.tensor_offsets[x_in], x)
     full_in = graph.tensor(x_in).shape
+    if plan.input_mode == "arena":
+        assert x_in in plan.tensor_offsets
+        put(plan.tensor_offsets[x_in], x)
+        whole_image = lambda: get(plan.tensor_offsets[x_in], full_in)   # noqa: E731
+    else:                # the caller's buffer: read, never written (read-only here)
+        assert x_in not in plan.tensor_offsets
+        caller = np.array(x, np.int8)
+        caller.flags.writeable = False
+        whole_image = lambda: caller                                      # noqa: E731
     y = sch.output
     full_y = graph.tensor(y).shape
     for i, j in sch.patches():
         y0, y1, x0, x1 = sch.region(x_in, i, j)
-        put(plan.region_offsets[x_in], get(plan.tensor_offsets[x_in], full_in)[:, y0:y1, x0:x1])
+        put(plan.region_offsets[x_in], whole_image()[:, y0:y1, x0:x1])
         for op in sch.stage_ops:
             oy0, oy1, ox0, ox1 = sch.region(op.output, i, j)
             ins = []
@@ -135,9 +143,14 @@ def test_random_networks_and_schedules(spec, data):
     qm, rng = random_qmodel(spec, seed=n * 10 + p, calib_images=1)
     x = image(qm, rng)
     assert_same(qm, x, sch)
+    ref = run_int8(qm, x)[graph.outputs[0]]
     plan = plan_patches(qm.graph, sch, "cortex-m7")
     verify(plan.memory_plan)
-    assert np.array_equal(arena_run(qm, plan, x), run_int8(qm, x)[graph.outputs[0]])
+    assert np.array_equal(arena_run(qm, plan, x), ref)
+    outside = plan_patches(qm.graph, sch, "cortex-m7", input_mode="caller")
+    verify(outside.memory_plan)
+    assert np.array_equal(arena_run(qm, outside, x), ref)
+    assert outside.peak_bytes <= plan.peak_bytes
     if p == 1:
         assert sch.mac_overhead == 0
     assert sch.macs() >= sch.layer_macs()
@@ -166,6 +179,60 @@ def test_a_wrong_offset_changes_the_arena_run():
     moved = dict(plan.region_offsets, **{y: plan.tensor_offsets[qm.graph.inputs[0]]})
     broken = dataclasses.replace(plan, region_offsets=moved)
     assert not np.array_equal(arena_run(qm, broken, x), ref)
+
+
+@pytest.mark.parametrize("name", ["mcunet_in0", "mcunet_in1", "mcunet_in2", "mcunet_in3", "mcunet_in4",
+                                  "mcunet_mbv2_w035", "mcunet_proxyless_w03"])
+def test_the_image_in_the_callers_buffer(name):
+    """``input_mode="caller"``: the image has no arena offset and no buffer, the patch's region
+    buffer still does; the plan runs to the reference's logits reading a read-only image, and is
+    never above the arena-mode plan of the same schedule; the chosen one is at most that."""
+    qm, rng = random_qmodel(get_spec(name), calib_images=1)
+    graph, x_in = qm.graph, qm.graph.inputs[0]
+    x = image(qm, rng)
+    ref = run_int8(qm, x)[graph.outputs[0]]
+    inside = choose_patch_plan(graph)
+    outside = choose_patch_plan(graph, input_mode="caller")
+    assert (inside.input_mode, outside.input_mode) == ("arena", "caller")
+    assert outside.image_bytes == inside.image_bytes == graph.tensor(x_in).nbytes
+    names = [b.name for b in outside.memory_plan.buffers]
+    assert x_in not in names and region_buffer(x_in) in names
+    assert x_in in [b.name for b in inside.memory_plan.buffers]
+    assert np.array_equal(arena_run(qm, outside, x), ref)
+    same = plan_patches(graph, inside.schedule, input_mode="caller")
+    assert same.peak_bytes <= inside.peak_bytes and outside.peak_bytes <= same.peak_bytes
+    assert outside.layer_peak_bytes == plan_graph(graph, input_mode="caller").peak_bytes
+
+
+def test_layer_by_layer_with_the_image_outside_never_writes_it():
+    """A network whose first op may run in place (a depthwise conv on the image): in the arena it
+    overwrites the image, in the caller's buffer it may not, and the image has no offset."""
+    from tinyjax.codegen.graph import Graph, Op, Tensor
+
+    graph = Graph(
+        (Tensor("input", (1, 16, 16, 8)), Tensor("dw", (1, 16, 16, 8)), Tensor("pw", (1, 16, 16, 4))),
+        (Op.make("dw", "depthwise_conv", ["input"], kernel=(3, 3), stride=(1, 1), padding=(1, 1),
+                 channels=8, ch_mult=1, act="relu"),
+         Op.make("pw", "conv", ["dw"], kernel=(1, 1), stride=(1, 1), padding=(0, 0), in_chs=8,
+                 out_chs=4, act="none")),
+        ("input",), ("pw",)).validate()
+    inside, outside = plan_graph(graph), plan_graph(graph, input_mode="caller")
+    x_in = graph.inputs[0]
+    assert x_in in inside.tensor_offsets and x_in not in outside.tensor_offsets
+    readers = [k for k, op in enumerate(graph.ops) if x_in in op.inputs]
+    assert all(inside.in_place[k] for k in readers) and not any(outside.in_place[k] for k in readers)
+    assert all(b.name != x_in for b in outside.memory_plan.buffers)
+    assert outside.peak_bytes <= inside.peak_bytes
+
+
+def test_an_unknown_input_mode_is_one_line():
+    graph = graph_from_spec(get_spec("mcunet_in0"))
+    for call in (lambda: plan_graph(graph, input_mode="flash"),
+                 lambda: choose_patch_plan(graph, input_mode="flash"),
+                 lambda: plan_patches(graph, (stage_cuts(graph)[0], 2), input_mode="flash")):
+        with pytest.raises(PlanError, match="unknown input mode 'flash': use 'arena'.*or 'caller'") as e:
+            call()
+        assert "\n" not in str(e.value)
 
 
 def test_bad_schedules_are_one_line_errors():
