@@ -326,6 +326,32 @@ def test_patch_auto_exports_the_patch_loop_with_its_arena(tmp_path, capsys, capt
     check_vectors(out, captured["qmodel"], 1)
 
 
+def test_input_caller_plans_and_writes_the_image_outside_the_arena(tmp_path, capsys, captured):
+    """``--input caller``: the arena and the schedule are the caller-mode plan's, the memory line
+    and ``memory.md`` name the image's bytes outside, the header has no input slot, and the host
+    build is bit-exact through the pointer and the row callback."""
+    from tinyjax.codegen.plan.patch import choose_patch_plan
+
+    require_tools("gcc", "make")
+    out = tmp_path / "x"
+    code, stdout, err = cli(["--model", "mcunet_in1", "--out", out, "--patch", "auto", "--input", "caller",
+                             "--vectors", "2", "--target", "host"], capsys)
+    assert code == 0, err
+    graph = captured["qmodel"].graph
+    pp, inside = choose_patch_plan(graph, "host", input_mode="caller"), choose_patch_plan(graph, "host")
+    assert pp.peak_bytes < inside.peak_bytes          # mcunet_in1: the image is live at the peak
+    header = (out / "model_model.h").read_text()
+    assert header_value(header, "ARENA_BYTES") == pp.peak_bytes and "INPUT_OFFSET" not in header
+    memory_line = [x for x in stdout.splitlines() if x.startswith("memory (host)")]
+    assert "the image (27.0 kB) in the caller's buffer, not counted" in memory_line[0]
+    memory = (out / "memory.md").read_text()
+    assert f"| the input image, in the caller's buffer (not in the arena; read, never written) | " \
+           f"{96 * 96 * 3:,} |" in memory
+    r = subprocess.run(["make", "-s", "-C", str(out), "check-host"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and "2 bit-exact, 0 failed, 0 with writes outside" in r.stdout, r.stdout
+
+
 def test_patch_auto_export_builds_on_the_host_bit_exact(tmp_path, capsys):
     require_tools("gcc", "make")
     out = tmp_path / "x"

@@ -156,6 +156,13 @@ def add_input_argument(parser: argparse.ArgumentParser) -> None:
                              "not counted, as MCUNetV2 and TinyEngine's patch code count it)")
 
 
+def image_text(plan) -> str:
+    """``""`` for a plan with the image in the arena, else a clause saying it is the caller's."""
+    if plan.input_mode == "arena":
+        return ""
+    return f"; the image ({format_kb(plan.image_bytes)}) in the caller's buffer, not counted"
+
+
 def patch_cap(args: argparse.Namespace) -> float | None:
     """The MAC-overhead cap of ``--patch auto`` (``None``: ``--patch off``); a
     :class:`TinyJaxError` for ``--max-mac-overhead`` without ``--patch auto``."""

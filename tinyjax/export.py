@@ -23,6 +23,13 @@ that stage as one loop over the patches, and the printed memory line and ``memor
 schedule, the peak with and without it and the recomputed MACs. ``--patch off`` (default): layer
 by layer.
 
+``--input caller`` keeps the input image out of the arena (a camera frame buffer, external RAM):
+``<prefix>_invoke`` reads it through its input pointer and never writes it, the plan (and the
+patch schedule) is made without it, and ``memory.md`` and the header say so; with a patch schedule
+the header also declares ``<prefix>_invoke_rows(read_rows, ctx, output, arena)``, whose callback
+hands over each patch's input region (a row-streamed source). ``--input arena`` (default): the
+image is in the arena and counted.
+
 ``--kernels cmsis-nn`` makes every op call CMSIS-NN's API (``tinyjax.codegen.targets``): the
 depthwise convolutions through ``arm_depthwise_conv_wrapper_s8``, planned out of place, so a build
 with Arm's library (``make ... CMSIS_NN=DIR``) runs Arm's code for the whole network; the memory
@@ -87,7 +94,7 @@ def _size(text: str) -> int:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from tinyjax.cli import add_patch_arguments, positive_int
+    from tinyjax.cli import add_input_argument, add_patch_arguments, positive_int
     from tinyjax.codegen.targets import KERNEL_SETS
 
     p = argparse.ArgumentParser(
@@ -125,6 +132,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "depthwise: more SRAM)")
     add_patch_arguments(p, "in the plan and the C, where it lowers the peak (under --budget or "
                            "--device: only where layer by layer does not fit)")
+    add_input_argument(p)
     p.add_argument("--budget", type=_size, metavar="SIZE",
                    help="with --patch auto: the SRAM the patch plan is chosen to fit, e.g. 320kB "
                         "(default: the --device's SRAM; without either, the smallest peak)")
@@ -277,9 +285,16 @@ def memory_markdown(name: str, prefix: str, plan, flash: int, fit: str, note: st
     lines = [f"# Memory of {name} (prefix `{prefix}`)", ""]
     if note:
         lines += [f"**{note}**", ""]
-    arena = "the arena (input image, activations, kernel scratch, alignment)"
+    if plan.input_mode == "arena":
+        arena = "the arena (input image, activations, kernel scratch, alignment)"
+    else:
+        arena = ("the arena (activations, kernel scratch, alignment; the input image is the "
+                 "caller's, `--input caller`)")
     lines += ["| | bytes | kB |", "|---|---:|---:|",
               row(f"peak SRAM: {arena}" + (", patch-based" if schedule else ""), plan.peak_bytes)]
+    if plan.input_mode == "caller":
+        lines.append(row("the input image, in the caller's buffer (not in the arena; read, never "
+                         "written)", plan.image_bytes))
     if schedule is not None:
         lines.append(row("peak SRAM layer by layer (without the patch schedule)", plan.layer_peak_bytes))
     if in_place_peak is not None:
@@ -360,7 +375,7 @@ def _print_written(out: Path, paths: list[Path]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from tinyjax.cli import choose_patch, patch_cap, patch_text
+    from tinyjax.cli import choose_patch, image_text, patch_cap, patch_text
     from tinyjax.codegen.emit.emitter import c_identifier
     from tinyjax.codegen.targets import get_target
     from tinyjax.devices import get_device
@@ -392,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             spec = _random_spec(args)
         progress.status(f"planning the memory of {spec.name} for {target}...")
-        plan, flash = memory_plan(spec, target, args.kernels)
+        plan, flash = memory_plan(spec, target, args.kernels, args.input)
         patch = None
         if cap is not None:
             progress.status(f"choosing a patch schedule (at most +{cap * 100:g}% MACs)...")
@@ -418,12 +433,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         batches = source.calibration(n_calib, calibration_batch(plan.graph))
         progress.status("quantising to int8...")
         qmodel = quantize.quantize_variables(spec, source.variables, batches)
-        plan = layer_plan = plan_graph(qmodel.graph, target, kernels=args.kernels)
-        in_place_peak = (plan_graph(qmodel.graph, target).peak_bytes if args.kernels == "cmsis-nn"
-                         else None)
+        plan = layer_plan = plan_graph(qmodel.graph, target, kernels=args.kernels, input_mode=args.input)
+        in_place_peak = (plan_graph(qmodel.graph, target, input_mode=args.input).peak_bytes
+                         if args.kernels == "cmsis-nn" else None)
         if patch is not None and patch.plan is not None:   # the schedule the fit was checked with
             plan = plan_patches(qmodel.graph, (patch.plan.n, patch.plan.p), target,
-                                layer_peak_bytes=layer_plan.peak_bytes)
+                                layer_peak_bytes=layer_plan.peak_bytes, input_mode=args.input)
         if patch is not None:      # as planned for the quantised graph
             patch = patch._replace(plan=None if plan is layer_plan else plan,
                                    layer_peak_bytes=layer_plan.peak_bytes)
@@ -449,7 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"exported {source.what}, {len(x)} test vector(s)")
     print(f"memory ({target}): peak SRAM {format_kb(plan.peak_bytes, grouped=True)} ({plan.peak_bytes:,} B; "
           f"lower bound {format_kb(plan.lower_bound_bytes, grouped=True)}), "
-          f"flash {format_kb(flash, grouped=True)} ({flash:,} B, weights and constants); "
+          f"flash {format_kb(flash, grouped=True)} ({flash:,} B, weights and constants)"
+          f"{image_text(plan)}; "
           f"{patch_text(patch) + '; ' if patch else ''}"
           f"{in_place_text(plan, in_place_peak) + '; ' if in_place_peak is not None else ''}{fit}")
     _print_written(out, paths)

@@ -53,6 +53,7 @@ from tinyjax.cli import (
     add_patch_arguments,
     check_resolution,
     choose_patch,
+    image_text,
     memory_plan,
     patch_cap,
     patch_text,
@@ -104,13 +105,6 @@ def summary(spec: ModelSpec, stats: ModelStats | None = None, target: str = DEFA
     out["peak_sram_bytes_image_outside"] = (
         out["peak_sram_bytes"] if gp.input_mode == "caller" else _image_outside(gp, patch))
     return out
-
-
-def image_text(plan) -> str:
-    """``""`` for the image in the arena, else a clause saying it is the caller's."""
-    if plan.input_mode == "arena":
-        return ""
-    return f"; the image ({format_kb(plan.image_bytes)}) in the caller's buffer, not counted"
 
 
 def _image_outside(gp, patch: PatchChoice | None) -> int:

@@ -27,6 +27,12 @@ The arena is the plan's: tensor ``t`` lives at ``plan.tensor_offsets[t]``, op ``
 ``plan.scratch_offsets[o]`` with the size its kernel choice says; the input image has a slot of
 its own (``<PREFIX>_INPUT_OFFSET``) and the logits are read from theirs. A plan for a DSP target
 (Cortex-M4/M7) also runs on the host: the plain-C kernels need no more scratch than the DSP ones.
+
+A plan made with ``input_mode="caller"`` keeps the image out of the arena: ``<prefix>_invoke``
+reads it through its input pointer (the first ops, or a patch loop's input copies) and never
+writes it, the header has no input slot and says what the caller must keep alive; a patch plan
+also gets ``<prefix>_invoke_rows(read_rows, ctx, output, arena)``, whose input copies ask a
+callback for each patch's region instead (``templates/input_caller.in``, ``invoke_rows.in``).
 """
 
 from __future__ import annotations
@@ -78,6 +84,20 @@ def render(template: str, values: Mapping[str, object]) -> str:
         return str(values[key])
 
     return re.sub(r"@([A-Za-z_]+)@", sub, text)
+
+
+def render_sections(template: str, values: Mapping[str, object]) -> dict[str, str]:
+    """:func:`render` of a template made of sections, each opened by a line ``@@@ name``: name ->
+    its rendered lines (each ending with a newline)."""
+    out: dict[str, str] = {}
+    name = None
+    for line in render(template, values).splitlines(keepends=True):
+        if line.startswith("@@@ "):
+            name = line[4:].strip()
+            out[name] = ""
+        elif name is not None:
+            out[name] += line
+    return out
 
 
 def _c_array_body(values: np.ndarray) -> str:
@@ -165,8 +185,10 @@ class CallWriter:
     # -- arena ----------------------------------------------------------------------------------
     def ptr(self, tensor: str) -> str:
         """The tensor's address in the arena (``int8_t *``): in patch mode its region buffer's
-        (plus the row of a row loop)."""
+        (plus the row of a row loop); the caller's image (and a view of it), ``input``."""
         if self._patch is None:
+            if tensor not in self.plan.tensor_offsets and self.plan.input_mode == "caller":
+                return "input"
             return f"(arena + {self.plan.tensor_offsets[tensor]})"
         base = self.plan.region_offsets[tensor]
         if tensor in self._rows:
@@ -290,10 +312,17 @@ def _patch_loop(qmodel: QuantizedModel, plan, writer: CallWriter) -> str:
         writer.begin(-1, None, tag="in")
         y0, y1, x0, x1 = sch.region(x_in, i, j)
         v = writer.value
-        parts.append(("    /* the patch's input region, out of the image */",
-                      _checked(f"tjx_copy_region_s8((arena + {plan.tensor_offsets[x_in]}), {in_w}, {v(y0)}, "
-                               f"{v(x0)}, (arena + {plan.region_offsets[x_in]}), {v(x1 - x0)}, 0, 0, "
-                               f"{v(y1 - y0)}, {v(x1 - x0)}, {in_c})")))
+        region = f"(arena + {plan.region_offsets[x_in]})"
+        if plan.input_mode == "arena":
+            copy = (f"tjx_copy_region_s8((arena + {plan.tensor_offsets[x_in]}), {in_w}, {v(y0)}, {v(x0)}, "
+                    f"{region}, {v(x1 - x0)}, 0, 0, {v(y1 - y0)}, {v(x1 - x0)}, {in_c})")
+        else:   # the caller's image: through the input pointer, or asked of read_rows
+            row, col, rows, cols = v(y0), v(x0), v(y1 - y0), v(x1 - x0)
+            copy = (f"(input != NULL)\n        ? tjx_copy_region_s8(input, {in_w}, {row}, {col}, {region}, "
+                    f"{cols}, 0, 0, {rows}, {cols}, {in_c})\n"
+                    f"        : (read_rows(read_ctx, {row}, {col}, {rows}, {cols}, {region}) == 0 "
+                    "? ARM_CMSIS_NN_SUCCESS : ARM_CMSIS_NN_FAILURE)")
+        parts.append(("    /* the patch's input region, out of the image */", _checked(copy)))
         for k, op in enumerate(sch.stage_ops):
             writer.begin(k, op)
             comment = f"    /* {k}: {_describe(op, graph, kernels[op.name])} */"
@@ -383,6 +412,7 @@ def emit(qmodel: QuantizedModel, plan: Plan, prefix: str = "model", note: str = 
         guard = ("\n#if defined(__ARM_FEATURE_DSP) && !defined(TJX_ALLOW_PLAIN_PLAN)\n"
                  "#error \"planned for plain-C kernels (target host): the DSP kernels need more scratch; "
                  "export with --target cortex-m4 or cortex-m7\"\n#endif\n")
+    io = _input_sections(plan, prefix, x.nbytes)
     values = {
         "prefix": prefix, "PREFIX": prefix.upper(), "model": model_name or prefix,
         "version": __version__, "target": target.name, "path": target.path,
@@ -392,7 +422,8 @@ def emit(qmodel: QuantizedModel, plan: Plan, prefix: str = "model", note: str = 
         "macs": graph.total_macs(), "ops": sum(c.count("status =") for c in calls),
         "in_h": in_h, "in_w": in_w, "in_c": in_c, "in_bytes": x.nbytes,
         "in_scale": _float(q_in.scale), "in_zp": int(q_in.zero_point),
-        "in_offset": plan.tensor_offsets[x.name],
+        "arena_image": io["arena_image"], "usage": io["usage"], "input_slot": io["input_slot"],
+        "slots": io["slots"], "api": io["api"],
         "classes": y.shape[-1], "out_bytes": y.nbytes,
         "out_scale": _float(q_out.scale), "out_zp": int(q_out.zero_point),
         "out_offset": plan.tensor_offsets[y.name],
@@ -403,6 +434,8 @@ def emit(qmodel: QuantizedModel, plan: Plan, prefix: str = "model", note: str = 
         "statics": "\n".join(writer.statics) + "\n", "calls": "\n".join(calls),
         "arrays": "\n".join(writer.arrays),
     }
+    invoke = render_sections(io["template"], dict(values, **io["values"]))["invoke"]
+    values["invoke"] = invoke + io["rows_invoke"]
     files = {
         f"{prefix}_model.h": render("model.h.in", values),
         f"{prefix}_model.c": render("model.c.in", values),
@@ -413,6 +446,38 @@ def emit(qmodel: QuantizedModel, plan: Plan, prefix: str = "model", note: str = 
     }
     files.update(runtime_files())
     return files
+
+
+def _input_sections(plan: Plan, prefix: str, image_bytes: int) -> dict:
+    """The parts of the header and of ``<prefix>_invoke`` that depend on where the image lives
+    (``plan.input_mode``): ``templates/input_arena.in`` or ``input_caller.in`` (and, for a patch
+    plan with the image outside, ``invoke_rows.in``), rendered but for ``invoke`` (rendered with
+    the calls later: its template name and values are returned)."""
+    graph, sch = plan.graph, plan.schedule
+    x_in = graph.inputs[0]
+    base = {"prefix": prefix, "PREFIX": prefix.upper()}
+    if plan.input_mode == "arena":
+        values = dict(base, in_offset=plan.tensor_offsets[x_in])
+        out = render_sections("input_arena.in", dict(values, calls="@calls@"))
+        out.update(template="input_arena.in", values=values, rows_invoke="",
+                   arena_image="the input image")
+        return out
+    rows = {"usage": "", "api": "", "invoke": ""}
+    if sch is not None:
+        bands = [[sch.region(x_in, i, j) for j in range(sch.p)] for i in range(sch.p)]
+        halo = max([0] + [max(0, bands[i - 1][0][1] - bands[i][0][0]) for i in range(1, sch.p)])
+        rows = render_sections("invoke_rows.in", dict(
+            base, patches=f"{sch.p}x{sch.p}", halo=halo,
+            max_rows=max(y1 - y0 for band in bands for y0, y1, _, _ in band),
+            max_cols=max(x1 - x0 for band in bands for _, _, x0, x1 in band)))
+    values = dict(base, has_rows=int(sch is not None), invoke_rows_usage=rows["usage"],
+                  rows_api=rows["api"].rstrip("\n"))
+    out = render_sections("input_caller.in", dict(values, calls="@calls@"))
+    image = ("one patch's region of the input image at a time (the whole image is the caller's: "
+             f"{image_bytes} bytes outside the arena)" if sch is not None else
+             f"no part of the input image (the caller's: {image_bytes} bytes outside the arena)")
+    out.update(template="input_caller.in", values=values, rows_invoke=rows["invoke"], arena_image=image)
+    return out
 
 
 def tjx_functions(plan: Plan) -> tuple[str, ...]:

@@ -40,7 +40,8 @@ def _shape(s) -> str:
 def layer_rows(gp: GraphPlan) -> list[dict[str, object]]:
     """Per op, in execution order: ``position, op, kind, output, kernel, in_shapes, out_shape, macs,
     scratch_bytes, live_bytes`` (all buffers live during the op, aligned), ``in_place``, and
-    ``offsets``: tensor or ``#scratch`` name -> arena offset (bytes)."""
+    ``offsets``: tensor or ``#scratch`` name -> arena offset (bytes; ``None`` for the caller's
+    image of a plan with ``input_mode="caller"``)."""
     g = gp.graph
     live = gp.live_bytes()
     ops = {op.name: op for op in g.ops}
@@ -49,7 +50,7 @@ def layer_rows(gp: GraphPlan) -> list[dict[str, object]]:
     for p, name in enumerate(gp.order):
         op = ops[name]
         k = kernels[name]
-        offsets = {t: gp.tensor_offsets[t] for t in op.inputs}
+        offsets = {t: gp.tensor_offsets.get(t) for t in op.inputs}
         offsets[op.outputs[0]] = gp.tensor_offsets[op.outputs[0]]
         if name in gp.scratch_offsets:
             offsets["#scratch"] = gp.scratch_offsets[name]
@@ -78,7 +79,7 @@ def layer_table(gp: GraphPlan) -> str:
     for r in rows:
         ins = ",".join(_shape(s) for s in r["in_shapes"])
         offs = " ".join(("scr" if t == "#scratch" else "out" if t == r["output"] else "in")
-                        + f"@{o}" for t, o in r["offsets"].items())
+                        + ("@caller" if o is None else f"@{o}") for t, o in r["offsets"].items())
         kind = r["kind"] + ("*" if r["in_place"] else "")
         table.append((str(r["position"]), r["op"], kind, r["kernel"], ins, _shape(r["out_shape"]),
                       f"{r['macs']:,}", str(r["scratch_bytes"]), _kb(r["live_bytes"]), offs))

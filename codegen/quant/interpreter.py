@@ -104,7 +104,9 @@ def run_int8_patched(qmodel: QuantizedModel, x_int8, schedule) -> dict[str, np.n
     generated C's (a windowed op with the padding inside the patch and the patch's output dims, an
     add reading its inputs' sub-rectangles); the stage output map is filled patch by patch and the
     rest runs layer by layer. Returns the whole tensors (the input, the stage output and every
-    later tensor): they must equal :func:`run_int8`'s bit for bit."""
+    later tensor): they must equal :func:`run_int8`'s bit for bit. The image ``x_int8`` is only
+    read, a region per patch, as the C reads the caller's image in either input mode
+    (``PatchPlan.input_mode``): the arithmetic does not depend on where the image lives."""
     sch = getattr(schedule, "schedule", schedule)
     x = np.asarray(x_int8)
     _check(qmodel, x, np.int8)
