@@ -132,11 +132,6 @@ class GraphPlan(ArenaFigures):
     input_mode: str = "arena"
 
     @property
-    def image_bytes(self) -> int:
-        """Bytes of the input image (in the arena or not, see ``input_mode``)."""
-        return self.graph.tensor(self.graph.inputs[0]).nbytes
-
-    @property
     def schedule(self) -> None:
         """No patch schedule: every op runs once, layer by layer (the :class:`Plan` protocol)."""
         return None

@@ -116,11 +116,6 @@ class PatchPlan(ArenaFigures):
     input_mode: str = "arena"
 
     @property
-    def image_bytes(self) -> int:
-        """Bytes of the whole input image (in the arena or not, see ``input_mode``)."""
-        return self.graph.tensor(self.graph.inputs[0]).nbytes
-
-    @property
     def kernel_set(self) -> str:
         """Always ``"tinyjax"``: the patch loop copies regions with tinyjax's
         ``tjx_copy_region_s8``, which CMSIS-NN has no counterpart of."""

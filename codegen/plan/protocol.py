@@ -42,6 +42,8 @@ class Plan(Protocol):
     scratch_offsets: Mapping[str, int]
     #: the kernels planned for: ``"tinyjax"`` or ``"cmsis-nn"`` (``targets.KERNEL_SETS``)
     kernel_set: str
+    #: where the input image lives: ``"arena"`` (counted) or ``"caller"`` (the caller's buffer)
+    input_mode: str
 
     @property
     def schedule(self) -> PatchSchedule | None:
@@ -64,6 +66,14 @@ class ArenaFigures:
     """The figures every plan reads off its ``memory_plan`` (a mix-in of both plan kinds)."""
 
     memory_plan: MemoryPlan
+    graph: Graph
+    input_mode: str
+
+    @property
+    def image_bytes(self) -> int:
+        """Bytes of the input image, in the arena or not (``input_mode``: ``"arena"`` or
+        ``"caller"``, ``graph_plan.INPUT_MODES``)."""
+        return self.graph.tensor(self.graph.inputs[0]).nbytes
 
     @property
     def peak_bytes(self) -> int:
