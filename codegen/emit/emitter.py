@@ -88,16 +88,9 @@ def render(template: str, values: Mapping[str, object]) -> str:
 
 def render_sections(template: str, values: Mapping[str, object]) -> dict[str, str]:
     """:func:`render` of a template made of sections, each opened by a line ``@@@ name``: name ->
-    its rendered lines (each ending with a newline)."""
-    out: dict[str, str] = {}
-    name = None
-    for line in render(template, values).splitlines(keepends=True):
-        if line.startswith("@@@ "):
-            name = line[4:].strip()
-            out[name] = ""
-        elif name is not None:
-            out[name] += line
-    return out
+    its rendered text, without the newline that ends its last line."""
+    parts = re.split(r"^@@@ (\w+)\n", render(template, values), flags=re.M)
+    return {name: body.removesuffix("\n") for name, body in zip(parts[1::2], parts[2::2])}
 
 
 def _c_array_body(values: np.ndarray) -> str:
@@ -412,7 +405,6 @@ def emit(qmodel: QuantizedModel, plan: Plan, prefix: str = "model", note: str = 
         guard = ("\n#if defined(__ARM_FEATURE_DSP) && !defined(TJX_ALLOW_PLAIN_PLAN)\n"
                  "#error \"planned for plain-C kernels (target host): the DSP kernels need more scratch; "
                  "export with --target cortex-m4 or cortex-m7\"\n#endif\n")
-    io = _input_sections(plan, prefix, x.nbytes)
     values = {
         "prefix": prefix, "PREFIX": prefix.upper(), "model": model_name or prefix,
         "version": __version__, "target": target.name, "path": target.path,
@@ -422,8 +414,6 @@ def emit(qmodel: QuantizedModel, plan: Plan, prefix: str = "model", note: str = 
         "macs": graph.total_macs(), "ops": sum(c.count("status =") for c in calls),
         "in_h": in_h, "in_w": in_w, "in_c": in_c, "in_bytes": x.nbytes,
         "in_scale": _float(q_in.scale), "in_zp": int(q_in.zero_point),
-        "arena_image": io["arena_image"], "usage": io["usage"], "input_slot": io["input_slot"],
-        "slots": io["slots"], "api": io["api"],
         "classes": y.shape[-1], "out_bytes": y.nbytes,
         "out_scale": _float(q_out.scale), "out_zp": int(q_out.zero_point),
         "out_offset": plan.tensor_offsets[y.name],
@@ -434,8 +424,7 @@ def emit(qmodel: QuantizedModel, plan: Plan, prefix: str = "model", note: str = 
         "statics": "\n".join(writer.statics) + "\n", "calls": "\n".join(calls),
         "arrays": "\n".join(writer.arrays),
     }
-    invoke = render_sections(io["template"], dict(values, **io["values"]))["invoke"]
-    values["invoke"] = invoke + io["rows_invoke"]
+    values.update(_input_sections(plan, values, x.nbytes))
     files = {
         f"{prefix}_model.h": render("model.h.in", values),
         f"{prefix}_model.c": render("model.c.in", values),
@@ -448,36 +437,30 @@ def emit(qmodel: QuantizedModel, plan: Plan, prefix: str = "model", note: str = 
     return files
 
 
-def _input_sections(plan: Plan, prefix: str, image_bytes: int) -> dict:
-    """The parts of the header and of ``<prefix>_invoke`` that depend on where the image lives
-    (``plan.input_mode``): ``templates/input_arena.in`` or ``input_caller.in`` (and, for a patch
-    plan with the image outside, ``invoke_rows.in``), rendered but for ``invoke`` (rendered with
-    the calls later: its template name and values are returned)."""
-    graph, sch = plan.graph, plan.schedule
-    x_in = graph.inputs[0]
-    base = {"prefix": prefix, "PREFIX": prefix.upper()}
+def _input_sections(plan: Plan, values: Mapping[str, object], image_bytes: int) -> dict[str, str]:
+    """The parts of the header and of ``model.c`` that depend on where the image lives
+    (``plan.input_mode``): the sections of ``templates/input_arena.in`` or ``input_caller.in``
+    (with, for a patch plan with the image outside, ``invoke_rows.in``'s), rendered with ``values``
+    (the calls included), and ``arena_image``, what the header says the arena holds of the image."""
+    sch, x_in = plan.schedule, plan.graph.inputs[0]
     if plan.input_mode == "arena":
-        values = dict(base, in_offset=plan.tensor_offsets[x_in])
-        out = render_sections("input_arena.in", dict(values, calls="@calls@"))
-        out.update(template="input_arena.in", values=values, rows_invoke="",
-                   arena_image="the input image")
-        return out
+        out = render_sections("input_arena.in", dict(values, in_offset=plan.tensor_offsets[x_in]))
+        return dict(out, arena_image="the input image")
     rows = {"usage": "", "api": "", "invoke": ""}
     if sch is not None:
         bands = [[sch.region(x_in, i, j) for j in range(sch.p)] for i in range(sch.p)]
         halo = max([0] + [max(0, bands[i - 1][0][1] - bands[i][0][0]) for i in range(1, sch.p)])
-        rows = render_sections("invoke_rows.in", dict(
-            base, patches=f"{sch.p}x{sch.p}", halo=halo,
+        rows = {k: "\n" + v for k, v in render_sections("invoke_rows.in", dict(
+            values, patches=f"{sch.p}x{sch.p}", halo=halo,
             max_rows=max(y1 - y0 for band in bands for y0, y1, _, _ in band),
-            max_cols=max(x1 - x0 for band in bands for _, _, x0, x1 in band)))
-    values = dict(base, has_rows=int(sch is not None), invoke_rows_usage=rows["usage"],
-                  rows_api=rows["api"].rstrip("\n"))
-    out = render_sections("input_caller.in", dict(values, calls="@calls@"))
+            max_cols=max(x1 - x0 for band in bands for _, _, x0, x1 in band))).items()}
+    out = render_sections("input_caller.in", dict(
+        values, has_rows=int(sch is not None), invoke_rows_usage=rows["usage"], rows_api=rows["api"],
+        rows_invoke=rows["invoke"]))
     image = ("one patch's region of the input image at a time (the whole image is the caller's: "
              f"{image_bytes} bytes outside the arena)" if sch is not None else
              f"no part of the input image (the caller's: {image_bytes} bytes outside the arena)")
-    out.update(template="input_caller.in", values=values, rows_invoke=rows["invoke"], arena_image=image)
-    return out
+    return dict(out, arena_image=image)
 
 
 def tjx_functions(plan: Plan) -> tuple[str, ...]:
